@@ -1,0 +1,35 @@
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+torch.set_num_threads(1)
+
+
+def need_shared(sub: str = "") -> Path:
+    """Real data from ../shared/data; skipped locally when absent, a failure under CI."""
+    path = SHARED_DATA / sub
+    if not path.exists():
+        if IN_CI:
+            pytest.fail(f"CI needs {path}")
+        pytest.skip(f"{path} not present")
+    return path
+
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    """A scratch copy of the workflow (Snakefile, workflow/, configs/, profiles/)."""
+    dst = tmp_path / "repo"
+    dst.mkdir()
+    for name in ("Snakefile", "environment.yml"):
+        shutil.copy(REPO / name, dst / name)
+    for name in ("workflow", "configs", "profiles", "slurm"):
+        if (REPO / name).exists():
+            shutil.copytree(REPO / name, dst / name)
+    return dst

@@ -1,0 +1,5 @@
+import sys
+
+from trm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,177 @@
+"""`python -m trm <command>`: the command-line surface.
+
+  spec      print a resolved run spec           python -m trm spec --scale tiny --model trm_mlp --task sudoku model.n_cycles=3
+  describe  params, depth and call counts        python -m trm describe --model hrm --task sudoku --scale paper
+  data      build a dataset                      python -m trm data build --task sudoku --scale tiny --out DIR
+  train     train one run in this process        python -m trm train --spec SPEC --out RUN_DIR
+  eval      re-evaluate a finished run           python -m trm eval --run RUN_DIR --n-supervision 8 16
+  launch    train through a launcher             python -m trm launch --spec SPEC --out RUN_DIR --launcher inline|local|slurm
+  studies   list the runs of the studies         python -m trm studies [--scale S] [NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from trm import config as C
+
+
+def _overrides(items: list[str]) -> dict:
+    return dict(C.parse_override(s) for s in items)
+
+
+def default_data_dir(spec: C.RunSpec, root: Path = Path(".")) -> Path:
+    return root / "results" / "data" / spec.data.task / C.data_signature(spec)
+
+
+def ensure_data(spec: C.RunSpec, data_dir: Path | None) -> Path:
+    from trm.data.build import build_dataset
+
+    data_dir = Path(data_dir) if data_dir else default_data_dir(spec)
+    build_dataset(spec.data, data_dir)  # returns at once when already complete
+    return data_dir
+
+
+def cmd_spec(a) -> int:
+    spec = C.resolve(a.model, a.task, a.scale, _overrides(a.overrides), seed=a.seed)
+    text = yaml.safe_dump(C.to_dict(spec), sort_keys=False)
+    if a.out:
+        C.dump_spec(spec, Path(a.out))
+        print(f"wrote {a.out} (sig {C.signature(spec)})", file=sys.stderr)
+    else:
+        print(f"# sig: {C.signature(spec)}  data: {C.data_signature(spec)}")
+        print(text, end="")
+    return 0
+
+
+def cmd_describe(a) -> int:
+    from trm.describe import describe
+
+    spec = C.resolve(a.model, a.task, a.scale, _overrides(a.overrides))
+    print(json.dumps(describe(spec), indent=2))
+    return 0
+
+
+def cmd_data(a) -> int:
+    if a.action != "build":
+        raise C.SpecError(f"unknown data action '{a.action}' (valid: build)")
+    spec = C.resolve(a.model, a.task, a.scale, _overrides(a.overrides))
+    out = Path(a.out) if a.out else default_data_dir(spec)
+    from trm.data.build import build_dataset
+
+    meta = build_dataset(spec.data, out)
+    print(json.dumps({"out": str(out), "provenance": meta.get("provenance")}, indent=2, default=str))
+    return 0
+
+
+def cmd_train(a) -> int:
+    from trm.train.loop import run
+
+    spec = C.load_spec(Path(a.spec))
+    if a.overrides:
+        merged = C.deep_merge(C.to_dict(spec), C.expand_dotted(_overrides(a.overrides)))
+        spec = C.from_dict(C.RunSpec, merged, where="override: ")
+        C.check_ranges(spec)
+    data_dir = ensure_data(spec, a.data)
+    metrics = run(spec, Path(a.out), data_dir)
+    _summary(metrics)
+    return 0 if metrics["status"] == "ok" else 3
+
+
+def cmd_eval(a) -> int:
+    from trm.train.evaluate_run import evaluate_run
+
+    out = evaluate_run(Path(a.run), n_supervision=a.n_supervision, n_cycles=a.n_cycles,
+                       n_latent_steps=a.n_latent_steps)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def cmd_launch(a) -> int:
+    from trm.launch import launch
+
+    return launch(Path(a.spec), Path(a.out), a.launcher, data_dir=a.data,
+                  resources=_overrides(a.resource))
+
+
+def cmd_studies(a) -> int:
+    from trm.studies import describe, manifest
+
+    _, runs = manifest(a.names or "all", a.scale)
+    print(describe(runs))
+    return 0
+
+
+def _summary(m: dict) -> None:
+    keys = ("status", "steps", "exact_accuracy", "cell_accuracy", "params")
+    print(json.dumps({k: m.get(k) for k in keys}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m trm", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def named(sp, need_model=True):
+        sp.add_argument("--scale", default="tiny", help="configs/scales/<scale>.yaml")
+        sp.add_argument("--model", required=need_model, default="trm_mlp", help="configs/models/<model>.yaml")
+        sp.add_argument("--task", required=True, help="configs/tasks/<task>.yaml")
+        sp.add_argument("overrides", nargs="*", help="key=value overrides, e.g. model.n_cycles=3")
+
+    sp = sub.add_parser("spec", help="print a resolved run spec")
+    named(sp)
+    sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--out", help="write the spec YAML here instead of printing it")
+    sp.set_defaults(fn=cmd_spec)
+
+    sp = sub.add_parser("describe", help="params, puzzle-embedding params, depth, calls")
+    named(sp)
+    sp.set_defaults(fn=cmd_describe)
+
+    sp = sub.add_parser("data", help="build a dataset: data build --task T --scale S --out DIR")
+    sp.add_argument("action", choices=["build"])
+    named(sp, need_model=False)
+    sp.add_argument("--out", help="output folder (default results/data/<task>/<data sig>)")
+    sp.set_defaults(fn=cmd_data)
+
+    sp = sub.add_parser("train", help="train one run in this process")
+    sp.add_argument("--spec", required=True)
+    sp.add_argument("--out", required=True, help="run directory")
+    sp.add_argument("--data", help="built dataset folder (default: built on demand)")
+    sp.add_argument("overrides", nargs="*")
+    sp.set_defaults(fn=cmd_train)
+
+    sp = sub.add_parser("eval", help="evaluate a finished run at other depths")
+    sp.add_argument("--run", required=True)
+    sp.add_argument("--n-supervision", type=int, nargs="*", default=[])
+    sp.add_argument("--n-cycles", type=int, nargs="*", default=[])
+    sp.add_argument("--n-latent-steps", type=int, nargs="*", default=[])
+    sp.set_defaults(fn=cmd_eval)
+
+    sp = sub.add_parser("launch", help="train through a launcher (used by Snakemake)")
+    sp.add_argument("--spec", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--data")
+    sp.add_argument("--launcher", default="inline", choices=["inline", "local", "slurm"])
+    sp.add_argument("--resource", action="append", default=[], help="key=value SLURM resource")
+    sp.set_defaults(fn=cmd_launch)
+
+    sp = sub.add_parser("studies", help="list the runs of the selected studies")
+    sp.add_argument("--scale", default="tiny")
+    sp.add_argument("names", nargs="*")
+    sp.set_defaults(fn=cmd_studies)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except C.SpecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,78 @@
+"""run_info.json: where, when and with what code a run was made (the non-deterministic
+facts; metrics.json holds the deterministic results)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+
+import torch
+
+from trm import config as C
+
+
+def git_state() -> dict:
+    def git(*args):
+        return subprocess.run(
+            ["git", "-C", str(C.REPO_ROOT), *args], capture_output=True, text=True, timeout=10
+        )
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        if sha.returncode != 0:
+            return {"sha": None, "dirty": None}
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {"sha": None, "dirty": None}
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    for pkg in ("numpy", "trm-bench", "submitit", "snakemake"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def slurm_env() -> dict:
+    keys = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT",
+            "SLURM_JOB_PARTITION", "SLURM_JOB_NODELIST", "CUDA_VISIBLE_DEVICES")
+    return {k: os.environ[k] for k in keys if k in os.environ}
+
+
+def run_info(spec: C.RunSpec, trainer, resumed_from: int) -> dict:
+    dev = trainer.device
+    return {
+        "sig": C.signature(spec),
+        "seed": spec.train.seed,
+        "git": git_state(),
+        "versions": versions(),
+        "host": socket.gethostname(),
+        "device": str(dev),
+        "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None,
+        "threads": torch.get_num_threads(),
+        "slurm": slurm_env(),
+        "requeue_count": int(os.environ.get("SLURM_RESTART_COUNT", 0) or 0),
+        "resumed_from_step": resumed_from,
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "_t0": time.time(),
+        "data_provenance": trainer.train_split.meta.get("provenance", {"kind": "unknown"}),
+        "data_dir": str(trainer.data_dir),
+    }
+
+
+def finish(info: dict, trainer) -> dict:
+    return {
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_time_s": round(time.time() - info["_t0"], 3),  # this process only
+        "train_time_s": round(trainer.train_time, 3),  # all attempts, from the checkpoint
+        "steps": trainer.step,
+    }

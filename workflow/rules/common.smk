@@ -1,0 +1,51 @@
+# Load the selected studies at the chosen scale and expand them into runs. Every study file
+# and every run spec is validated here, before any job is scheduled.
+import json
+import os
+
+from trm import config as C
+from trm import studies as S
+
+CONFIG_DIR = Path(workflow.basedir) / "configs"
+SCALE = str(config["scale"])
+try:
+    STUDIES, RUNS = S.manifest(config["studies"], SCALE, CONFIG_DIR)
+except C.SpecError as e:
+    raise WorkflowError(f"invalid configuration: {e}")
+
+# One entry per unique run directory (cells shared between studies train once).
+RUN_BY_DIR = {}
+for _r in RUNS:
+    RUN_BY_DIR.setdefault(_r.run_dir, _r)
+DATA_SPECS = {f"{r.task}/{r.data_sig}": C.to_dict(r.spec.data) for r in RUNS}
+LAUNCHER = str(config["launcher"])
+
+
+def run_spec(wildcards):
+    key = f"results/runs/{wildcards.task}/{wildcards.model}/{wildcards.sig}/seed{wildcards.seed}"
+    return C.to_dict(RUN_BY_DIR[key].spec)
+
+
+def run_data_dir(wildcards):
+    key = f"results/runs/{wildcards.task}/{wildcards.model}/{wildcards.sig}/seed{wildcards.seed}"
+    return RUN_BY_DIR[key].data_dir
+
+
+def study_runs(name):
+    return [r for r in RUNS if r.study == name]
+
+
+def study_metrics(wildcards):
+    return [f"{r.run_dir}/metrics.json" for r in study_runs(wildcards.study)]
+
+
+def study_manifest(wildcards):
+    return json.dumps(S.manifest_rows(study_runs(wildcards.study)), sort_keys=True)
+
+
+def all_targets():
+    out = []
+    for name in STUDIES:
+        out += [f"results/tables/{name}.csv", f"results/figures/{name}.pdf"]
+    out.append("results/tables/runs.csv")
+    return out
