@@ -30,10 +30,14 @@ def default_data_dir(spec: C.RunSpec, root: Path = Path(".")) -> Path:
 
 
 def ensure_data(spec: C.RunSpec, data_dir: Path | None) -> Path:
+    """An explicit, existing dataset folder is used as it is (it may come from the official
+    builders); otherwise the spec's dataset is built (at once if already complete)."""
+    if data_dir and (Path(data_dir) / "train" / "dataset.json").exists():
+        return Path(data_dir)
     from trm.data.build import build_dataset
 
     data_dir = Path(data_dir) if data_dir else default_data_dir(spec)
-    build_dataset(spec.data, data_dir)  # returns at once when already complete
+    build_dataset(spec.data, data_dir)
     return data_dir
 
 

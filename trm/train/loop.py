@@ -25,12 +25,43 @@ from trm.train import checkpoint as ckpt
 from trm.train import losses
 from trm.train.ema import EMA
 from trm.train.evaluate import evaluate, example_puzzle_ids
-from trm.train.optim import Optimizers
+from trm.train.optim import build_optimizers, set_lr
 from trm.train.sampler import GroupSampler
 
 
 class Diverged(RuntimeError):
     pass
+
+
+class Optimizers:
+    """The main optimizer and the puzzle-embedding sign-SGD, stepped together on one schedule."""
+
+    def __init__(self, model: torch.nn.Module, spec: C.OptimSpec, total_steps: int):
+        self.model, self.spec, self.total_steps = model, spec, total_steps
+        self.pairs = build_optimizers(model, spec, total_steps)
+        self.current_lr = 0.0
+
+    def zero_grad(self) -> None:
+        for opt, _ in self.pairs:
+            opt.zero_grad(set_to_none=True)
+
+    def step(self, completed_steps: int):
+        """One optimizer step (the schedule reads how many were taken before it)."""
+        self.current_lr = set_lr(self.pairs, completed_steps, self.spec, self.total_steps)[0]
+        norm = None
+        if self.spec.grad_clip:
+            params = [p for p in self.model.parameters() if p.grad is not None]
+            norm = torch.nn.utils.clip_grad_norm_(params, self.spec.grad_clip)
+        for opt, _ in self.pairs:
+            opt.step()
+        return norm
+
+    def state_dict(self) -> dict:
+        return {"optimizers": [opt.state_dict() for opt, _ in self.pairs]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for (opt, _), s in zip(self.pairs, state["optimizers"], strict=True):
+            opt.load_state_dict(s)
 
 
 @dataclass
@@ -156,11 +187,10 @@ class Trainer:
         with torch.no_grad():
             hit = (logits.argmax(-1) == c.labels) & mask
             seq_correct = hit.sum(-1) == mask.sum(-1)
-        lm = losses.sequence_loss(logits, c.labels, self.ignore_id, t.loss)  # [B], token mean
-        loss = lm.sum()
+        loss = losses.lm_loss(logits, c.labels, t.loss, self.ignore_id)  # summed token means
         halt_loss = torch.zeros((), dtype=loss.dtype, device=loss.device)
         if m.halting != "none":
-            halt_loss = losses.halting_bce(q_halt, seq_correct.to(q_halt.dtype)).sum()
+            halt_loss = losses.halt_bce(q_halt, seq_correct)
         is_last = steps >= m.n_supervision
         if m.halting == "q_learning":
             # Q-learning continue target from a second, no-grad segment on the new carry
@@ -168,10 +198,10 @@ class Trainer:
             with torch.no_grad():
                 _, _, nq_halt, nq_cont = self.model(latents, c.inputs, c.puzzle_ids)
                 target = torch.sigmoid(torch.where(is_last, nq_halt, torch.maximum(nq_halt, nq_cont)))
-            halt_loss = halt_loss + losses.halting_bce(q_cont, target).sum()
+            halt_loss = halt_loss + losses.halt_bce(q_cont, target)
         total = (loss + t.halt_loss_weight * halt_loss) / B
         if not torch.isfinite(total):
-            raise Diverged(f"non-finite loss {float(total)} at step {self.step + 1}")
+            raise Diverged(f"non-finite loss {float(total.detach())} at step {self.step + 1}")
         self.optim.zero_grad()
         total.backward()
         grad_norm = self.optim.step(self.step)
@@ -195,8 +225,8 @@ class Trainer:
         done = halted
         return {
             "step": self.step,
-            "loss": float(total),
-            "lm_loss": float(loss) / B,
+            "loss": float(total.detach()),
+            "lm_loss": float(loss.detach()) / B,
             "lr": self.optim.current_lr,
             "grad_norm": None if grad_norm is None else float(grad_norm),
             "halted_frac": float(halted.float().mean()),
@@ -235,7 +265,7 @@ class Trainer:
         ev = self.spec.eval
         n_sup = ev.n_supervision or self.spec.model.n_supervision
         n_steps = max([n_sup, *ev.extra_n_supervision])
-        ctx = self.ema.swapped_in(self.model) if self.ema else _nullcontext()
+        ctx = self.ema.applied(self.model) if self.ema else _nullcontext()
         with ctx:
             return evaluate(self.model, self.test_split, n_steps, ev.batch_size, self.device, max_examples)
 
