@@ -50,6 +50,9 @@ class ModelSpec:
     hidden_size: int = 512
     num_heads: int = 8
     expansion: float = 4.0  # SwiGLU expansion before the official 2/3 and 256-rounding
+    # SwiGLU inner widths are rounded up to a multiple of this (official: 256). At d=32 the
+    # official rounding makes the MLPs 3x wider than 2/3*4*d, so small scales lower it.
+    ffn_multiple: int = 256
     pos_encoding: Literal["rope", "learned", "none"] = "rope"
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
@@ -251,6 +254,7 @@ def check_ranges(spec: RunSpec) -> None:
         "model.n_latent_steps": m.n_latent_steps,
         "model.n_cycles": m.n_cycles,
         "model.n_supervision": m.n_supervision,
+        "model.ffn_multiple": m.ffn_multiple,
         "train.steps": t.steps if t.epochs == 0 else 1,
         "train.global_batch_size": t.global_batch_size,
         "data.n_train": spec.data.n_train,

@@ -1,10 +1,10 @@
 rule build_dataset:
     output:
         directory("results/data/{task}/{datasig}"),
-    params:
-        data=lambda wc: DATA_SPECS[f"{wc.task}/{wc.datasig}"],
     log:
         "results/logs/data/{task}-{datasig}.log",
+    params:
+        data=lambda wc: DATA_SPECS[f"{wc.task}/{wc.datasig}"],
     run:
         from trm.data.build import build_dataset
 

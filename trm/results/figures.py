@@ -1,0 +1,509 @@
+"""Figures from the runs table: a study's own view (its `figure:` block) and four standard
+figures (depth scaling, test-time depth, learning curves, accuracy vs training compute).
+
+Every figure shows seeds as points and the cell mean with its 95% CI (the same intervals
+as the tables: t for n < 5, BCa for n >= 5). Cells whose runs are missing, failed or
+diverged are drawn as an 'x' at their x position with the reason, or listed under the
+figure when their x is unknown; nothing is dropped silently. Each call writes a PDF and a
+PNG next to it, byte-identical across reruns.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from trm.results import cells as C
+from trm.results import plotting as P
+from trm.results import stats
+from trm.results.collect import TRAIN_LOG_FILE, runs_root, test_time_long
+
+FIGURE_KEYS = ("x", "y", "hue", "style", "col")
+CI_NOTE = "Points: seeds. Markers and bars: mean ± 95% CI over finished seeds (t for n < 5, BCa for n ≥ 5)."
+
+
+# --------------------------------------------------------------------------------------
+# The study's view
+# --------------------------------------------------------------------------------------
+
+
+def validate_view(view: dict, runs: pd.DataFrame) -> dict:
+    """Check a `figure:` block: only x, y, hue, style, col, each naming a runs column."""
+    if not isinstance(view, dict):
+        raise ValueError(f"figure: expected a mapping, got {view!r}")
+    for key in view:
+        if key not in FIGURE_KEYS:
+            raise ValueError(f"figure: unknown key '{key}' (valid keys: {', '.join(FIGURE_KEYS)})")
+    for key in ("x", "y"):
+        if not view.get(key):
+            raise ValueError(f"figure: '{key}' is required")
+    for key, column in view.items():
+        if column is not None and column not in runs.columns:
+            raise ValueError(f"figure.{key}: '{column}' is not a column of the runs table")
+    return {k: view.get(k) for k in FIGURE_KEYS}
+
+
+def default_view(study: dict) -> dict:
+    knobs = C.declared_knobs(study)
+    return {"x": knobs[0] if knobs else "model", "y": "exact_accuracy", "hue": "model",
+            "style": None, "col": "task" if len(study.get("tasks") or []) > 1 else None}
+
+
+def plot_study(study: dict, runs: pd.DataFrame, out_pdf: Path) -> tuple[Path, Path]:
+    """The figure a study's `figure:` block asks for; writes out_pdf and the .png beside it."""
+    view = validate_view(study.get("figure") or default_view(study), runs)
+    rows = C.study_rows(study, runs)
+    title = f"{study['name']}"
+    if rows.empty:
+        title += " (no runs in the runs table)"
+    return plot_view(rows, view, out_pdf, title=title, study=study)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    values = series.dropna()
+    if values.empty or pd.api.types.is_bool_dtype(series):
+        return not values.empty and not pd.api.types.is_bool_dtype(series)
+    if values.map(lambda v: isinstance(v, (bool, np.bool_))).any():
+        return False
+    return bool(pd.to_numeric(values, errors="coerce").notna().all())
+
+
+def _levels(rows: pd.DataFrame, column: str | None, study: dict | None) -> list:
+    if not column:
+        return [None]
+    values = {C.group_value(column, v) for v in rows[column]} if column in rows else set()
+    if column == "model" and study:
+        order = C.model_order(study, rows)
+        return [m for m in order if m in values] + sorted((v for v in values if v not in order), key=C.sort_key)
+    if column == "task" and study:
+        order = [str(t) for t in study.get("tasks") or []]
+        return [t for t in order if t in values] + sorted((v for v in values if v not in order), key=C.sort_key)
+    return sorted(values, key=C.sort_key)
+
+
+def _cells(rows: pd.DataFrame, view: dict) -> list[dict]:
+    """One record per cell: its facet/hue/style values, x, y summary, seeds, and status."""
+    keys = list(dict.fromkeys([k for k in (view["col"], view["hue"], view["style"]) if k] + C.CELL_KEYS))
+    x, y = view["x"], view["y"]
+    numeric_x = _is_numeric(rows[x]) if len(rows) else False
+    ids = [tuple(C.group_value(k, r[k]) for k in keys) for r in rows.to_dict("records")]
+    out = []
+    for cell_id in dict.fromkeys(ids):
+        group = rows[[i == cell_id for i in ids]]
+        ok = group[group["status"] == "ok"]
+        yv = pd.to_numeric(ok[y], errors="coerce") * P.scale_for(y)
+        if numeric_x:
+            xs_ok = pd.to_numeric(ok[x], errors="coerce")
+            xs_all = pd.to_numeric(group[x], errors="coerce").dropna()
+            x_cell = xs_ok.mean() if xs_ok.notna().any() else (xs_all.iloc[0] if len(xs_all) else math.nan)
+        else:
+            xs_ok = ok[x].map(lambda v: C.group_value(x, v))
+            vals = group[x].dropna()
+            x_cell = C.group_value(x, vals.iloc[0]) if len(vals) else None
+        counts = C.status_counts(group["status"])
+        out.append({**dict(zip(keys, cell_id)), "x": x_cell, "summary": stats.summarize(yv),
+                    "seed_x": list(xs_ok), "seed_y": list(yv), "counts": counts,
+                    "first": group.iloc[0].to_dict()})
+    return out
+
+
+def _not_ok_text(counts: dict) -> str:
+    return ", ".join(f"{counts[f'n_{k}']} {k}" for k in ("missing", "failed", "diverged") if counts[f"n_{k}"])
+
+
+def _accuracy_ylim(ax, n_slots: int) -> None:
+    """0-100% with room below zero for the stacked 'x' markers of unfinished cells."""
+    top = 103.0
+    frac = 0.04 + 0.07 * max(n_slots - 1, 0) + 0.04 if n_slots else 0.0
+    bottom = min(-3.0, (-1.0 - top * frac) / (1 - frac))
+    ax.set_ylim(bottom, top)
+    ax.set_yticks([0, 20, 40, 60, 80, 100])
+
+
+def _set_x_ticks(ax, values: list[float], log: bool) -> None:
+    """Log scale for wide ranges; ticks at the values themselves when they are a few
+    well-separated integers (knob settings, depths), else matplotlib's own ticks."""
+    uniq = sorted({float(v) for v in values if np.isfinite(v)})
+    if not uniq:
+        return
+    if log:
+        ax.set_xscale("log", base=2 if max(uniq) / min(uniq) < 1e4 else 10)
+        P.plain_log_labels(ax.xaxis)
+    pos = np.log(uniq) if log else np.asarray(uniq)
+    span = pos[-1] - pos[0]
+    separated = len(uniq) == 1 or np.min(np.diff(pos)) >= 0.12 * span
+    if len(uniq) <= 8 and all(v.is_integer() for v in uniq) and separated:
+        ax.set_xticks(uniq, [C.format_value(v) for v in uniq])
+        ax.minorticks_off()
+
+
+def plot_view(rows: pd.DataFrame, view: dict, out_pdf: Path, *, title: str = "",
+              study: dict | None = None, x_label: str | None = None) -> tuple[Path, Path]:
+    """Mean ± CI per cell over x, coloured by hue, marker/linestyle by style, one panel per col."""
+    view = validate_view(view, rows)
+    x, y, hue, sty, col = (view[k] for k in FIGURE_KEYS)
+    cells = _cells(rows, view) if len(rows) else []
+    numeric_x = _is_numeric(rows[x]) if len(rows) else False
+    facets = _levels(rows, col, study) if col else [None]
+    hues = _levels(rows, hue, study) if hue else [None]
+    styles = _levels(rows, sty, study) if sty else [None]
+    color_map = P.colors(hues)
+    marker_map = {s: P.MARKERS[i % len(P.MARKERS)] for i, s in enumerate(styles)}
+    line_map = {s: P.LINESTYLES[i % len(P.LINESTYLES)] for i, s in enumerate(styles)}
+    x_levels = [] if numeric_x else sorted({c["x"] for c in cells if c["x"] is not None}, key=C.sort_key)
+    knobs = C.varied_knobs(study or {}, rows) if len(rows) else []
+    footnotes = []
+
+    with P.style():
+        fig, axes = P.facet_grid(len(facets))
+        for ax, facet in zip(axes, facets):
+            mine = [c for c in cells if not col or c[col] == facet]
+            n_hue = len(hues)
+            marks = P.NotOkMarks()
+
+            def xpos(c, seed_x=None):
+                value = c["x"] if seed_x is None else seed_x
+                if numeric_x:
+                    return float(value) if value is not None and np.isfinite(value) else math.nan
+                if value not in x_levels:
+                    return math.nan
+                dodge = (hues.index(c[hue]) - (n_hue - 1) / 2) * 0.12 if hue else 0.0
+                return x_levels.index(value) + dodge
+
+            for h in hues:
+                for s in styles:
+                    series = [c for c in mine if (not hue or c[hue] == h) and (not sty or c[sty] == s)]
+                    done = sorted((c for c in series if c["summary"].n > 0), key=lambda c: xpos(c))
+                    color = color_map[h]
+                    if done:
+                        xs = [xpos(c) for c in done]
+                        means = np.array([c["summary"].mean for c in done])
+                        lo = np.array([c["summary"].ci_low for c in done])
+                        hi = np.array([c["summary"].ci_high for c in done])
+                        ax.plot(xs, means, color=color, marker=marker_map[s], ls=line_map[s],
+                                lw=1.4, ms=5, zorder=3)
+                        has_ci = np.isfinite(lo) & np.isfinite(hi)
+                        if has_ci.any():
+                            ax.errorbar(np.array(xs)[has_ci], means[has_ci],
+                                        yerr=[means[has_ci] - lo[has_ci], hi[has_ci] - means[has_ci]],
+                                        fmt="none", ecolor=color, elinewidth=1, capsize=2.5, zorder=3)
+                        for c in done:
+                            sx = [xpos(c, v) for v in c["seed_x"]]
+                            ax.scatter(sx, c["seed_y"], s=11, color=color, alpha=0.45,
+                                       edgecolors="none", zorder=2)
+                    for c in series:
+                        if c["counts"]["n_ok"] == c["counts"]["n_runs"]:
+                            continue
+                        text = _not_ok_text(c["counts"])
+                        px = xpos(c)
+                        if np.isfinite(px):
+                            marks.add(px, text, color)
+                        else:
+                            footnotes.append(f"Not placed ({x} unknown): "
+                                             f"{C.cell_label(c['first'], knobs)}: {text}")
+            if not cells:
+                ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center")
+            elif not any(c["summary"].n for c in mine):
+                ax.text(0.5, 0.6, "no finished runs", transform=ax.transAxes, ha="center",
+                        va="center", color="0.4")
+            if C.is_accuracy(y):
+                _accuracy_ylim(ax, marks.max_stack())
+            if numeric_x:
+                xv = [c["x"] for c in cells if c["x"] is not None]
+                xv += [v for c in cells for v in c["seed_x"]]
+                if xv and np.isfinite(xv).any():
+                    _set_x_ticks(ax, xv, P.use_log_x(xv))
+                ax.margins(x=0.06)
+            else:
+                ax.set_xticks(range(len(x_levels)), [C.format_value(v) for v in x_levels])
+                if x_levels:
+                    ax.set_xlim(-0.6, len(x_levels) - 0.4)
+            marks.draw(ax)
+            ax.set_xlabel(x_label or P.axis_label(x))
+            ax.set_ylabel(P.axis_label(y))
+            if col:
+                ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
+        handles = P.legend_handles({h: color_map[h] for h in hues if h is not None},
+                                   C.knob_label(hue) if hue else "",
+                                   {s: marker_map[s] for s in styles if s is not None} if sty else None)
+        P.finish(fig, handles, title, [CI_NOTE] + footnotes)
+        return P.save(fig, out_pdf)
+
+
+# --------------------------------------------------------------------------------------
+# Standard figures
+# --------------------------------------------------------------------------------------
+
+
+def _cell_labels(rows: pd.DataFrame, knobs: list[str] | None = None) -> pd.Series:
+    if knobs is None:
+        knobs = [c for c in sorted(rows.columns) if "." in c and not c.endswith("_json")
+                 and rows[c].dropna().astype(str).nunique() > 1]
+    return pd.Series([C.cell_label(r, knobs) for r in rows.to_dict("records")], index=rows.index,
+                     dtype=object)
+
+
+def _with_hue(rows: pd.DataFrame, hue: str) -> pd.DataFrame:
+    rows = rows.copy()
+    if hue == "cell":
+        rows["cell"] = _cell_labels(rows)
+    return rows
+
+
+def _summary_curve(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Mean and CI of y at each x over seeds."""
+    out = []
+    for xv, g in frame.groupby(x, sort=True):
+        s = stats.summarize(pd.to_numeric(g[y], errors="coerce"))
+        out.append({"x": float(xv), "mean": s.mean, "lo": s.ci_low, "hi": s.ci_high, "n": s.n})
+    return pd.DataFrame(out, columns=["x", "mean", "lo", "hi", "n"])
+
+
+def _band(ax, curve: pd.DataFrame, color, scale: float, band_alpha: float = 0.13,
+          **line_kw) -> None:
+    ax.plot(curve["x"], curve["mean"] * scale, color=color, **line_kw)
+    band = curve[np.isfinite(curve["lo"]) & np.isfinite(curve["hi"])]
+    if len(band) > 1:
+        ax.fill_between(band["x"], band["lo"] * scale, band["hi"] * scale, color=color,
+                        alpha=band_alpha, lw=0)
+
+
+def plot_depth_scaling(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "model",
+                       col: str = "task", y: str = "exact_accuracy", title: str = "Depth scaling"
+                       ) -> tuple[Path, Path]:
+    """Accuracy vs total effective depth (layers per supervision step x supervision steps).
+
+    Thick markers: the trained depth (K = N_sup), seeds as points, mean ± 95% CI, joined
+    per hue level. Thin dashed curves: the same cells evaluated at other K (test-time
+    depth), so one can see whether recursion at test time substitutes for trained depth.
+    """
+    rows = _with_hue(runs, hue)
+    facets = _levels(rows, col, None)
+    hues = _levels(rows, hue, None)
+    color_map = P.colors(hues)
+    scale = P.scale_for(y)
+    long = test_time_long(rows[rows["status"] == "ok"])
+    if len(long):
+        long["total_depth"] = pd.to_numeric(long["effective_depth"]) * long["eval_steps"]
+    footnotes, all_x = [], []
+    with P.style():
+        fig, axes = P.facet_grid(len(facets))
+        for ax, facet in zip(axes, facets):
+            in_facet = rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+            marks = P.NotOkMarks()
+            for h in hues:
+                mine = in_facet[in_facet[hue].map(lambda v: C.group_value(hue, v)) == h]
+                color = color_map[h]
+                trained = []
+                for sig, cell in mine.groupby("sig", sort=True):
+                    depth = pd.to_numeric(cell["effective_depth"], errors="coerce").dropna()
+                    k_train = pd.to_numeric(cell["eval_n_supervision"], errors="coerce").dropna()
+                    x_cell = (depth.iloc[0] * k_train.iloc[0]) if len(depth) and len(k_train) else math.nan
+                    ok = cell[cell["status"] == "ok"]
+                    counts = C.status_counts(cell["status"])
+                    if len(ok) and np.isfinite(x_cell):
+                        s = stats.summarize(pd.to_numeric(ok[y], errors="coerce"))
+                        trained.append((x_cell, s))
+                        ax.scatter([x_cell] * len(ok), pd.to_numeric(ok[y]) * scale, s=11,
+                                   color=color, alpha=0.45, edgecolors="none", zorder=2)
+                        all_x.append(x_cell)
+                    if len(long) and len(ok):
+                        tt = long[(long["sig"] == sig) & long["run_dir"].isin(ok["run_dir"])]
+                        curve = _summary_curve(tt, "total_depth", y)
+                        if len(curve):
+                            _band(ax, curve, color, scale, band_alpha=0.07, lw=0.9, ls="--",
+                                  alpha=0.8, zorder=1)
+                            all_x += list(curve["x"])
+                    if counts["n_ok"] < counts["n_runs"]:
+                        text = _not_ok_text(counts)
+                        if np.isfinite(x_cell):
+                            marks.add(x_cell, text, color)
+                            all_x.append(x_cell)
+                        else:
+                            footnotes.append(f"Not placed (depth unknown): {C.format_value(h)}, "
+                                             f"sig {sig}: {text}")
+                if trained:
+                    trained.sort(key=lambda t: t[0])
+                    xs = [t[0] for t in trained]
+                    means = np.array([t[1].mean for t in trained]) * scale
+                    lo = np.array([t[1].ci_low for t in trained]) * scale
+                    hi = np.array([t[1].ci_high for t in trained]) * scale
+                    ax.plot(xs, means, color=color, marker="o", lw=1.6, ms=5, zorder=3)
+                    ci = np.isfinite(lo) & np.isfinite(hi)
+                    ax.errorbar(np.array(xs)[ci], means[ci], yerr=[means[ci] - lo[ci], hi[ci] - means[ci]],
+                                fmt="none", ecolor=color, capsize=2.5, elinewidth=1, zorder=3)
+            if C.is_accuracy(y):
+                _accuracy_ylim(ax, marks.max_stack())
+            if all_x:
+                ax.set_xscale("log", base=2)
+                P.plain_log_labels(ax.xaxis)
+            marks.draw(ax)
+            ax.set_xlabel(P.axis_label("total_depth"))
+            ax.set_ylabel(P.axis_label(y))
+            if col:
+                ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
+        handles = P.legend_handles({h: color_map[h] for h in hues}, C.knob_label(hue))
+        handles.append(Line2D([], [], color="0.3", ls="--", lw=0.9,
+                              label="test-time depth (K steps)"))
+        P.finish(fig, handles, title, [CI_NOTE + " Solid: trained depth (K = N_sup)."] + footnotes)
+        return P.save(fig, out_pdf)
+
+
+def plot_test_time_depth(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "cell",
+                         col: str = "task", y: str = "exact_accuracy",
+                         title: str = "Test-time depth") -> tuple[Path, Path]:
+    """Accuracy vs supervision steps K at evaluation, one curve per cell (mean ± 95% CI
+    band over seeds, seeds as points); the dotted line marks the trained N_sup."""
+    rows = _with_hue(runs, hue)
+    facets = _levels(rows, col, None)
+    hues = _levels(rows, hue, None)
+    color_map = P.colors(hues)
+    scale = P.scale_for(y)
+    long = test_time_long(rows[rows["status"] == "ok"])
+    footnotes = []
+    with P.style():
+        fig, axes = P.facet_grid(len(facets))
+        for ax, facet in zip(axes, facets):
+            in_facet = rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+            ks = set()
+            marks = P.NotOkMarks()
+            for h in hues:
+                mine = in_facet[in_facet[hue].map(lambda v: C.group_value(hue, v)) == h]
+                if mine.empty:
+                    continue
+                color = color_map[h]
+                tt = long[long["run_dir"].isin(mine.loc[mine["status"] == "ok", "run_dir"])] if len(long) else long
+                if len(tt):
+                    _band(ax, _summary_curve(tt, "eval_steps", y), color, scale, lw=1.4, marker="o",
+                          ms=3.5, zorder=3)
+                    ax.scatter(tt["eval_steps"], pd.to_numeric(tt[y]) * scale, s=7, color=color,
+                               alpha=0.35, edgecolors="none", zorder=2)
+                    ks.update(tt["eval_steps"].tolist())
+                counts = C.status_counts(mine["status"])
+                if counts["n_ok"] < counts["n_runs"]:
+                    k_train = pd.to_numeric(mine["n_supervision"], errors="coerce").dropna()
+                    text = _not_ok_text(counts)
+                    if len(k_train):
+                        marks.add(float(k_train.iloc[0]), text, color)
+                        ks.add(float(k_train.iloc[0]))
+                    else:
+                        footnotes.append(f"Not placed (N_sup unknown): {C.format_value(h)}: {text}")
+            trained = pd.to_numeric(in_facet["n_supervision"], errors="coerce").dropna().unique()
+            for k in trained:
+                ax.axvline(k, color="0.35", ls=":", lw=1, zorder=1)
+            if len(trained):
+                ax.annotate("trained N_sup", (trained.max(), 1.0), xycoords=("data", "axes fraction"),
+                            xytext=(3, -3), textcoords="offset points", fontsize=6.5,
+                            va="top", color="0.35")
+            if C.is_accuracy(y):
+                _accuracy_ylim(ax, marks.max_stack())
+            if ks:
+                _set_x_ticks(ax, sorted(ks), log=min(ks) > 0 and max(ks) / min(ks) >= 4)
+            marks.draw(ax)
+            ax.set_xlabel(P.axis_label("eval_steps"))
+            ax.set_ylabel(P.axis_label(y))
+            if col:
+                ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
+        handles = P.legend_handles({h: color_map[h] for h in hues}, "cell" if hue == "cell" else C.knob_label(hue))
+        P.finish(fig, handles, title, [CI_NOTE] + footnotes)
+        return P.save(fig, out_pdf)
+
+
+def read_train_log(path: Path) -> pd.DataFrame:
+    """train.jsonl -> one row per logged line; unreadable lines are skipped."""
+    records = []
+    if Path(path).exists():
+        for line in Path(path).read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(rec, dict) and "step" in rec:
+                records.append(rec)
+    return pd.DataFrame(records)
+
+
+def plot_learning_curves(runs: pd.DataFrame, out_pdf: Path, *, root: Path | None = None,
+                         y: str = "loss", hue: str = "cell", col: str = "task",
+                         title: str = "Learning curves") -> tuple[Path, Path]:
+    """y from train.jsonl vs optimizer step: one thin line per seed, the seed mean thick
+    (over steps every seed logged). Diverged runs end in an 'x'; runs without a log are
+    listed under the figure."""
+    root = runs_root(runs, root)
+    rows = _with_hue(runs, hue)
+    facets = _levels(rows, col, None)
+    hues = _levels(rows, hue, None)
+    color_map = P.colors(hues)
+    scale = P.scale_for(y)
+    footnotes, positive = [], True
+    with P.style():
+        fig, axes = P.facet_grid(len(facets), sharey=False)
+        for ax, facet in zip(axes, facets):
+            in_facet = rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+            for h in hues:
+                mine = in_facet[in_facet[hue].map(lambda v: C.group_value(hue, v)) == h]
+                color = color_map[h]
+                logs, no_log = [], []
+                for run in mine.to_dict("records"):
+                    log = read_train_log(root / str(run["run_dir"]) / TRAIN_LOG_FILE)
+                    if log.empty or y not in log.columns:
+                        no_log.append(f"{C.format_value(run['seed'])} ({run['status']})")
+                        continue
+                    log = log[["step", y]].apply(pd.to_numeric, errors="coerce")
+                    finite = log[np.isfinite(log[y])]
+                    positive &= bool((finite[y] > 0).all())
+                    ax.plot(finite["step"], finite[y] * scale, color=color, lw=0.7, alpha=0.45, zorder=2)
+                    if run["status"] != "ok" and len(finite):
+                        last = finite.iloc[-1]
+                        ax.plot([last["step"]], [last[y] * scale], P.NOT_OK_MARKER, color=color,
+                                ms=6, mew=1.6, zorder=4)
+                        ax.annotate(run["status"], (last["step"], last[y] * scale), xytext=(4, 0),
+                                    textcoords="offset points", fontsize=6, color=color, va="center")
+                    if run["status"] == "ok":
+                        logs.append(finite.set_index("step")[y])
+                if no_log:
+                    footnotes.append(f"No {TRAIN_LOG_FILE} with '{y}': {C.format_value(h)}, "
+                                     f"seeds {', '.join(no_log)}")
+                if logs:
+                    common = pd.concat(logs, axis=1, join="inner").mean(axis=1)
+                    ax.plot(common.index, common.values * scale, color=color, lw=1.6, zorder=3)
+            if y == "loss" and positive:
+                ax.set_yscale("log")
+                P.plain_log_labels(ax.yaxis)
+            ax.set_xlabel(P.axis_label("step"))
+            ax.set_ylabel(P.axis_label(y))
+            if col:
+                ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
+        handles = P.legend_handles({h: color_map[h] for h in hues}, "cell" if hue == "cell" else C.knob_label(hue),
+                                   extra=("not_ok",))
+        handles.insert(-1, Line2D([], [], color="0.3", lw=0.7, alpha=0.5, label="one seed"))
+        handles.insert(-1, Line2D([], [], color="0.2", lw=1.6, label="mean over seeds"))
+        P.finish(fig, handles, title, footnotes)
+        return P.save(fig, out_pdf)
+
+
+def with_common_compute(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Put every run on one compute unit: FLOPs when every finished run recorded them,
+    otherwise network-call equivalents for all (never a mix on one axis)."""
+    rows = runs.copy()
+    ok = rows[rows["status"] == "ok"]
+    if len(ok) and (ok["compute_unit"] == "flops").all():
+        return rows, "flops"
+    fwd = pd.to_numeric(rows["forward_calls_per_step"], errors="coerce")
+    grad = pd.to_numeric(rows["grad_calls_per_step"], errors="coerce")
+    rows["compute"] = (fwd + 2.0 * grad) * pd.to_numeric(rows["steps"], errors="coerce")
+    return rows, "call_equivalents"
+
+
+def plot_accuracy_vs_compute(runs: pd.DataFrame, out_pdf: Path, *, y: str = "exact_accuracy",
+                             hue: str = "model", col: str | None = "task", style: str | None = None,
+                             title: str = "Accuracy vs training compute") -> tuple[Path, Path]:
+    rows, unit = with_common_compute(runs)
+    view = {"x": "compute", "y": y, "hue": hue, "style": style, "col": col}
+    return plot_view(rows, view, out_pdf, title=title, x_label=P.axis_label("compute", unit))

@@ -1,0 +1,232 @@
+"""Statistics for comparing runs: pure functions on arrays, testable on constructed data.
+
+Conventions (workflow notes, section 4):
+- A cell is summarised by mean ± sd over seeds, n, and a 95% CI: a t-interval for small n,
+  BCa bootstrap (scipy.stats.bootstrap) when n >= 5.
+- Two cells are compared with a paired test on the same test puzzles when per-puzzle
+  predictions exist for both (exact McNemar on discordant pairs, paired bootstrap of the
+  accuracy difference), and with Welch's t-test across seeds otherwise. p-values of one
+  study are Holm-corrected together; effect sizes are reported with CIs.
+
+Bootstraps take an explicit seed so that tables are byte-identical between reruns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+BCA_MIN_N = 5  # below this, BCa's acceleration estimate is too noisy; use the t-interval
+N_BOOT = 4999
+SEED = 0
+
+
+def _clean(values) -> np.ndarray:
+    a = np.asarray(values, dtype=float).ravel()
+    return a[np.isfinite(a)]
+
+
+# --------------------------------------------------------------------------------------
+# One cell: mean ± sd, n, CI
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Summary:
+    n: int
+    mean: float
+    sd: float  # sample sd (ddof=1); NaN for n < 2
+    ci_low: float
+    ci_high: float
+    ci_method: str  # "t", "bca", "constant" (all values equal), or "" when no CI exists
+
+    def as_dict(self, prefix: str = "") -> dict:
+        return {f"{prefix}{k}": v for k, v in asdict(self).items()}
+
+
+def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Student-t interval for the mean; NaN for fewer than two values."""
+    x = _clean(values)
+    if len(x) < 2:
+        return (math.nan, math.nan)
+    half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return (float(x.mean() - half), float(x.mean() + half))
+
+
+def bca_interval(
+    values, confidence: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = SEED
+) -> tuple[float, float]:
+    """BCa bootstrap interval for the mean (NaN when BCa is undefined)."""
+    x = _clean(values)
+    res = stats.bootstrap(
+        (x,),
+        np.mean,
+        n_resamples=n_boot,
+        confidence_level=confidence,
+        method="BCa",
+        vectorized=True,
+        rng=np.random.default_rng(seed),
+    )
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def summarize(
+    values, confidence: float = CONFIDENCE, n_boot: int = N_BOOT, seed: int = SEED
+) -> Summary:
+    """mean ± sd with a CI; non-finite values (failed runs) are not counted in n."""
+    x = _clean(values)
+    n = len(x)
+    if n == 0:
+        return Summary(0, math.nan, math.nan, math.nan, math.nan, "")
+    mean = float(x.mean())
+    if n == 1:
+        return Summary(1, mean, math.nan, math.nan, math.nan, "")
+    sd = float(x.std(ddof=1))
+    if sd == 0.0:
+        # Every seed gave the same value (e.g. all 100%): no spread to build an interval from.
+        return Summary(n, mean, 0.0, mean, mean, "constant")
+    if n >= BCA_MIN_N:
+        lo, hi = bca_interval(x, confidence, n_boot, seed)
+        if np.isfinite(lo) and np.isfinite(hi):
+            return Summary(n, mean, sd, lo, hi, "bca")
+    lo, hi = t_interval(x, confidence)
+    return Summary(n, mean, sd, lo, hi, "t")
+
+
+# --------------------------------------------------------------------------------------
+# Paired comparison on the same test puzzles
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class McNemar:
+    a_only: int  # puzzles A solved and B did not (summed over seed pairs)
+    b_only: int  # puzzles B solved and A did not
+    p_value: float
+
+
+def _paired_arrays(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
+    """Stack per-seed boolean vectors into [n_pairs, n_test] arrays of equal shape."""
+    a = np.atleast_2d(np.asarray(correct_a, dtype=bool))
+    b = np.atleast_2d(np.asarray(correct_b, dtype=bool))
+    if a.shape != b.shape:
+        raise ValueError(f"paired predictions differ in shape: {a.shape} vs {b.shape}")
+    return a, b
+
+
+def mcnemar_exact(correct_a, correct_b) -> McNemar:
+    """Exact McNemar test: binomial test of the discordant pairs against p = 1/2.
+
+    With several seed pairs (rows), discordant counts are summed: under the null that the
+    two models in every pair are equally accurate, each stratum's A-only count given its
+    discordant total is Binomial(., 1/2), so the sum is Binomial(total, 1/2) exactly.
+    The test conditions on the trained models; seed-to-seed variation is what Welch's
+    test across seeds covers.
+    """
+    a, b = _paired_arrays(correct_a, correct_b)
+    a_only = int(np.sum(a & ~b))
+    b_only = int(np.sum(~a & b))
+    n = a_only + b_only
+    p = 1.0 if n == 0 else float(stats.binomtest(a_only, n, 0.5).pvalue)
+    return McNemar(a_only, b_only, p)
+
+
+def paired_bootstrap_diff(
+    correct_a,
+    correct_b,
+    confidence: float = CONFIDENCE,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+) -> tuple[float, float, float]:
+    """Accuracy difference A - B (mean over seed pairs) with a percentile CI from
+    resampling test puzzles.
+
+    Per puzzle the difference d_i = mean over pairs of (a - b) takes few distinct values,
+    and resampling n puzzles with replacement is a multinomial draw over those values, so
+    the bootstrap is exact and costs O(n_boot), not O(n_boot * n_test).
+    """
+    a, b = _paired_arrays(correct_a, correct_b)
+    d = (a.astype(float) - b.astype(float)).mean(axis=0)
+    n = len(d)
+    if n == 0:
+        return (math.nan, math.nan, math.nan)
+    levels, counts = np.unique(d, return_counts=True)
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, counts / n, size=n_boot)
+    boot = draws @ levels / n
+    tail = (1 - confidence) / 2
+    lo, hi = np.quantile(boot, [tail, 1 - tail])
+    return (float(d.mean()), float(lo), float(hi))
+
+
+# --------------------------------------------------------------------------------------
+# Unpaired comparison across seeds
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Welch:
+    diff: float  # mean(A) - mean(B)
+    ci_low: float
+    ci_high: float
+    t: float
+    df: float
+    p_value: float
+
+
+def welch_test(a, b, confidence: float = CONFIDENCE) -> Welch:
+    """Welch's t-test with the matching CI of the mean difference; NaN when either side
+    has fewer than two seeds or both sides have zero spread."""
+    x, y = _clean(a), _clean(b)
+    diff = float(x.mean() - y.mean()) if len(x) and len(y) else math.nan
+    if len(x) < 2 or len(y) < 2:
+        return Welch(diff, math.nan, math.nan, math.nan, math.nan, math.nan)
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    se = math.sqrt(vx + vy)
+    if se == 0.0:
+        return Welch(diff, diff, diff, math.nan, math.nan, math.nan)
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
+    res = stats.ttest_ind(x, y, equal_var=False)
+    half = stats.t.ppf(0.5 + confidence / 2, df) * se
+    return Welch(diff, diff - half, diff + half, float(res.statistic), float(df), float(res.pvalue))
+
+
+def hedges_g(a, b, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """Standardised mean difference (A - B) with small-sample correction, and an
+    approximate normal CI (Hedges & Olkin variance). NaN when undefined."""
+    x, y = _clean(a), _clean(b)
+    n1, n2 = len(x), len(y)
+    if n1 < 2 or n2 < 2:
+        return (math.nan, math.nan, math.nan)
+    pooled = math.sqrt(((n1 - 1) * x.var(ddof=1) + (n2 - 1) * y.var(ddof=1)) / (n1 + n2 - 2))
+    if pooled == 0.0:
+        return (math.nan, math.nan, math.nan)
+    correction = 1 - 3 / (4 * (n1 + n2) - 9)
+    g = correction * (x.mean() - y.mean()) / pooled
+    se = math.sqrt((n1 + n2) / (n1 * n2) + g**2 / (2 * (n1 + n2)))
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    return (float(g), float(g - z * se), float(g + z * se))
+
+
+# --------------------------------------------------------------------------------------
+# Multiple comparisons
+# --------------------------------------------------------------------------------------
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm step-down adjusted p-values, in the input order. NaNs stay NaN and do not
+    count towards the number of tests."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = p[order] * (m - np.arange(m))
+    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return out

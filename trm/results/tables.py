@@ -1,0 +1,357 @@
+"""Per-study tables: a summary with one row per cell (CSV, Markdown, LaTeX) and a table of
+pairwise comparisons with Holm-corrected p-values.
+
+Every cell of the study appears, including cells whose runs are missing, failed or
+diverged; their status says so and their numbers are blank. Statistics use only runs with
+status 'ok' (a diverged run's accuracy is not a finished run's accuracy), and the counts
+of the others are shown next to n.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trm.results import cells as C
+from trm.results import stats
+from trm.results.collect import load_correct, parse_json_column, runs_root
+
+HEADLINE = "exact_accuracy"
+SUMMARY_METRICS = ["exact_accuracy", "cell_accuracy", "wall_time_s"]
+CARRY = ["params", "effective_depth", "n_supervision", "data_kind", "data_source"]
+ALPHA = 0.05
+DASH = "—"
+
+
+# --------------------------------------------------------------------------------------
+# Summary: one row per cell
+# --------------------------------------------------------------------------------------
+
+
+def headline_metric(study: dict, runs: pd.DataFrame) -> str:
+    """The study's figure y when it is a numeric runs column, else exact accuracy."""
+    y = (study.get("figure") or {}).get("y")
+    if y and y in runs.columns and pd.api.types.is_numeric_dtype(runs[y]):
+        return y
+    return HEADLINE
+
+
+def _order_cells(summary: pd.DataFrame, study: dict, rows: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
+    tasks = [str(t) for t in study.get("tasks") or []]
+    models = C.model_order(study, rows)
+
+    def rank(seq: list[str], value: Any) -> int:
+        return seq.index(value) if value in seq else len(seq)
+
+    def key(i: int) -> tuple:
+        r = summary.iloc[i]
+        return (rank(tasks, r["task"]), C.sort_key(r["task"]), rank(models, r["model"]),
+                *(C.sort_key(r[k]) for k in knobs), C.sort_key(r["sig"]))
+
+    return summary.iloc[sorted(range(len(summary)), key=key)].reset_index(drop=True)
+
+
+def summary_table(study: dict, runs: pd.DataFrame) -> pd.DataFrame:
+    """Machine-readable summary (accuracies as fractions, as in runs.csv)."""
+    rows = C.study_rows(study, runs)
+    knobs = C.varied_knobs(study, rows)
+    metric = headline_metric(study, runs)
+    metrics = list(dict.fromkeys([metric] + SUMMARY_METRICS))
+    summary = C.summarize_groups(rows, C.CELL_KEYS, metrics, carry=knobs + CARRY)
+    for k in knobs + CARRY:
+        if k not in summary.columns:
+            summary[k] = math.nan
+    if summary.empty:
+        summary["best"] = pd.Series(dtype=bool)
+    else:
+        summary = _order_cells(summary, study, rows, knobs)
+        mean = pd.to_numeric(summary[f"{metric}_mean"])
+        best = mean.groupby(summary["task"]).transform("max")
+        summary["best"] = mean.notna() & (mean == best)
+    lead = ["task", "model"] + knobs + ["sig", "status", "status_text"]
+    return summary[lead + [c for c in summary.columns if c not in lead]]
+
+
+def _fmt_number(value: Any, percent: bool, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    return f"{value * (100 if percent else 1):.{digits}f}"
+
+
+def _fmt_params(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return DASH
+    v = float(value)
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if v >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:.0f}"
+
+
+def metric_title(metric: str) -> str:
+    titles = {"exact_accuracy": "Exact acc.", "cell_accuracy": "Cell acc."}
+    name = titles.get(metric, metric.replace("_", " "))
+    return f"{name} (%)" if C.is_accuracy(metric) else name
+
+
+def display_table(summary: pd.DataFrame, knobs: list[str], metric: str,
+                  pm: str = " ± ", bold=lambda s: f"**{s}**") -> pd.DataFrame:
+    """Human-readable strings: mean ± sd, CI, n with status, depth, params, data."""
+    pct = C.is_accuracy(metric)
+    out = []
+    for r in summary.to_dict("records"):
+        if r[f"{metric}_n"] > 0:
+            mean_sd = _fmt_number(r[f"{metric}_mean"], pct)
+            if not (isinstance(r[f"{metric}_sd"], float) and math.isnan(r[f"{metric}_sd"])):
+                mean_sd += pm + _fmt_number(r[f"{metric}_sd"], pct)
+            ci = (f"[{_fmt_number(r[f'{metric}_ci_low'], pct)}, {_fmt_number(r[f'{metric}_ci_high'], pct)}]"
+                  if r[f"{metric}_ci_method"] else DASH)
+        else:
+            mean_sd, ci = DASH, DASH
+        if r.get("best"):
+            mean_sd = bold(mean_sd)
+        rec = {"Task": str(r["task"]), "Model": str(r["model"])}
+        rec.update({C.knob_label(k): C.format_value(r.get(k)) for k in knobs})
+        rec[metric_title(metric)] = mean_sd
+        rec["95% CI"] = ci
+        rec["Seeds"] = str(r[f"{metric}_n"])
+        if metric != "cell_accuracy" and "cell_accuracy_mean" in r:
+            rec["Cell acc. (%)"] = _fmt_number(r["cell_accuracy_mean"], True)
+        rec["Depth"] = C.format_value(r.get("effective_depth"))
+        rec["Params"] = _fmt_params(r.get("params"))
+        rec["Data"] = C.format_value(r.get("data_kind")) if r.get("data_kind") else DASH
+        rec["Status"] = r["status_text"]
+        out.append(rec)
+    columns = ["Task", "Model"] + [C.knob_label(k) for k in knobs] + [
+        metric_title(metric), "95% CI", "Seeds", "Cell acc. (%)", "Depth", "Params", "Data", "Status"]
+    frame = pd.DataFrame(out, columns=columns)
+    if metric == "cell_accuracy":
+        frame = frame.drop(columns="Cell acc. (%)")
+    return frame
+
+
+# --------------------------------------------------------------------------------------
+# LaTeX and Markdown
+# --------------------------------------------------------------------------------------
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}", "—": "---", "±": r"$\pm$",
+                  "≥": r"$\geq$", "−": "$-$"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def to_latex(display: pd.DataFrame, caption: str = "", label: str = "") -> str:
+    """booktabs table (Styler with hrules); cells are escaped here, bold marks survive."""
+    body = display.map(lambda s: _unbold_latex(str(s)))
+    body.columns = [latex_escape(c) for c in display.columns]
+    align = "".join("r" if c in ("Seeds", "Depth", "Params") else "l" for c in display.columns)
+    styler = body.style.hide(axis="index")
+    kwargs = {"hrules": True, "column_format": align}
+    if caption:
+        kwargs["caption"] = latex_escape(caption)
+    if label:
+        kwargs.update(label=label, position_float="centering")
+    return styler.to_latex(**kwargs)
+
+
+def _unbold_latex(s: str) -> str:
+    """Markdown '**x**' -> LaTeX '\\textbf{x}', escaping everything else."""
+    if s.startswith("**") and s.endswith("**") and len(s) > 4:
+        return r"\textbf{" + latex_escape(s[2:-2]) + "}"
+    return latex_escape(s)
+
+
+def to_markdown(display: pd.DataFrame) -> str:
+    if display.empty:
+        return "_(no cells)_"
+    return display.to_markdown(index=False)
+
+
+# --------------------------------------------------------------------------------------
+# Comparisons
+# --------------------------------------------------------------------------------------
+
+TEST_COLUMNS = [
+    "task", "factor", "a", "b", "a_n", "b_n", "a_mean", "b_mean", "test", "n_pairs",
+    "a_only", "b_only", "diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "significant",
+    "welch_p", "welch_p_holm", "hedges_g", "g_ci_low", "g_ci_high", "note",
+]
+
+
+def contrasts(summary: pd.DataFrame, factors: list[str]) -> list[tuple[int, int, str]]:
+    """Pairs of cells of the same task that differ in exactly one factor (the model or
+    one knob), all else equal: each comparison isolates one change."""
+    pairs = []
+    for i in range(len(summary)):
+        for j in range(i + 1, len(summary)):
+            a, b = summary.iloc[i], summary.iloc[j]
+            if a["task"] != b["task"]:
+                continue
+            differ = [f for f in factors if C.normalize(a[f]) != C.normalize(b[f])]
+            if len(differ) == 1:
+                pairs.append((i, j, differ[0]))
+    pairs.sort(key=lambda p: (p[2] != "model", p[0], p[1]))
+    return pairs
+
+
+def _members(rows: pd.DataFrame, cell: pd.Series) -> pd.DataFrame:
+    mask = np.ones(len(rows), dtype=bool)
+    for c in C.CELL_KEYS:
+        mask &= rows[c].map(lambda v, c=c: C.group_value(c, v)).to_numpy() == cell[c]
+    return rows[mask]
+
+
+def _data_section(spec_json: Any) -> Any:
+    spec = parse_json_column(spec_json)
+    return spec.get("data") if isinstance(spec, dict) else None
+
+
+def paired_predictions(a_runs: pd.DataFrame, b_runs: pd.DataFrame, root: Path):
+    """Per-seed boolean correctness arrays for seeds both cells finished with predictions
+    on the same test set; (arrays_a, arrays_b, note)."""
+    def usable(df):
+        ok = df[(df["status"] == "ok") & df["has_predictions"].map(C.normalize).fillna(False).astype(bool)]
+        return {int(C.normalize(r["seed"])): r for r in ok.to_dict("records")}
+
+    ra, rb = usable(a_runs), usable(b_runs)
+    seeds = sorted(set(ra) & set(rb))
+    xs, ys, notes = [], [], []
+    for s in seeds:
+        da, db = _data_section(ra[s].get("spec_json")), _data_section(rb[s].get("spec_json"))
+        if da is not None and db is not None and da != db:
+            notes.append(f"seed {s}: different test sets")
+            continue
+        x, y = load_correct(root, ra[s]["run_dir"]), load_correct(root, rb[s]["run_dir"])
+        if x is None or y is None or len(x) != len(y):
+            notes.append(f"seed {s}: unreadable or mismatched predictions")
+            continue
+        xs.append(x)
+        ys.append(y)
+    return xs, ys, "; ".join(notes)
+
+
+def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None) -> pd.DataFrame:
+    """One row per contrast: paired McNemar + paired bootstrap when per-puzzle predictions
+    exist for shared seeds, else Welch across seeds; Holm across the study."""
+    root = runs_root(runs, root)
+    rows = C.study_rows(study, runs)
+    knobs = C.varied_knobs(study, rows)
+    metric = headline_metric(study, runs)
+    summary = summary_table(study, runs)
+    out = []
+    for i, j, factor in contrasts(summary, ["model"] + knobs):
+        a, b = summary.iloc[i], summary.iloc[j]
+        a_runs, b_runs = _members(rows, a), _members(rows, b)
+        a_vals = pd.to_numeric(a_runs.loc[a_runs["status"] == "ok", metric], errors="coerce")
+        b_vals = pd.to_numeric(b_runs.loc[b_runs["status"] == "ok", metric], errors="coerce")
+        rec = {"task": a["task"], "factor": factor,
+               "a": C.cell_label(a, knobs), "b": C.cell_label(b, knobs),
+               "a_n": int(a_vals.notna().sum()), "b_n": int(b_vals.notna().sum()),
+               "a_mean": a[f"{metric}_mean"], "b_mean": b[f"{metric}_mean"]}
+        welch = stats.welch_test(a_vals, b_vals)
+        g, g_lo, g_hi = stats.hedges_g(a_vals, b_vals)
+        rec.update(welch_p=welch.p_value, hedges_g=g, g_ci_low=g_lo, g_ci_high=g_hi)
+        xs, ys, note = ([], [], "")
+        if metric == HEADLINE and rec["a_n"] and rec["b_n"]:
+            xs, ys, note = paired_predictions(a_runs, b_runs, root)
+        if xs:
+            mc = stats.mcnemar_exact(xs, ys)
+            diff, lo, hi = stats.paired_bootstrap_diff(xs, ys)
+            rec.update(test="mcnemar_exact", n_pairs=len(xs), a_only=mc.a_only, b_only=mc.b_only,
+                       diff=diff, diff_ci_low=lo, diff_ci_high=hi, p=mc.p_value)
+        elif rec["a_n"] and rec["b_n"]:
+            rec.update(test="welch", n_pairs=0, diff=welch.diff, diff_ci_low=welch.ci_low,
+                       diff_ci_high=welch.ci_high, p=welch.p_value)
+            if not np.isfinite(welch.p_value):
+                note = "; ".join(filter(None, [note, "Welch undefined (n < 2 or no spread)"]))
+        else:
+            rec.update(test="none", n_pairs=0, p=math.nan)
+            empty = [lbl for lbl, n in (("A", rec["a_n"]), ("B", rec["b_n"])) if n == 0]
+            note = f"no finished runs in {' and '.join(empty)} ({a['status'] if 'A' in empty else b['status']})"
+        rec["note"] = note
+        out.append(rec)
+    table = pd.DataFrame(out, columns=TEST_COLUMNS)
+    if table.empty:
+        return table
+    table["p_holm"] = stats.holm(table["p"].to_numpy(dtype=float))
+    table["welch_p_holm"] = stats.holm(table["welch_p"].to_numpy(dtype=float))
+    table["significant"] = table["p_holm"] < ALPHA
+    return table
+
+
+def tests_markdown(tests: pd.DataFrame, metric: str) -> str:
+    if tests.empty:
+        return "_(no pairs of cells differ in exactly one factor)_"
+    pct = C.is_accuracy(metric)
+
+    def p(v):
+        return DASH if not np.isfinite(v) else (f"{v:.2g}" if v >= 1e-4 else "<1e-4")
+
+    view = pd.DataFrame({
+        "Task": tests["task"], "Factor": tests["factor"].map(C.knob_label),
+        "A": tests["a"], "B": tests["b"],
+        "A − B (pp)" if pct else "A − B": [
+            f"{_fmt_number(d, pct)} [{_fmt_number(lo, pct)}, {_fmt_number(hi, pct)}]"
+            if np.isfinite(d) else DASH
+            for d, lo, hi in zip(tests["diff"], tests["diff_ci_low"], tests["diff_ci_high"])],
+        "Test": tests["test"], "p": tests["p"].map(p), "p (Holm)": tests["p_holm"].map(p),
+        "Hedges g [95% CI]": [f"{g:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(g) else DASH
+                              for g, lo, hi in zip(tests["hedges_g"], tests["g_ci_low"], tests["g_ci_high"])],
+        "Note": tests["note"].fillna(""),
+    })
+    return view.to_markdown(index=False)
+
+
+# --------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------
+
+NOTES = (
+    "Mean ± sd over the seeds with status 'ok' (Seeds); 95% CI: t-interval for n < 5, BCa bootstrap "
+    "for n ≥ 5. Bold: best mean per task. Cells whose runs are missing, failed or diverged "
+    "are listed with their status and no numbers. Comparisons: exact McNemar on discordant "
+    "test puzzles (summed over shared seeds) with a paired-bootstrap CI of the accuracy "
+    "difference when per-puzzle predictions exist, else Welch's t-test across seeds; "
+    "p-values Holm-corrected across the study. Hedges' g is across seeds."
+)
+
+
+def write_study_tables(study: dict, runs: pd.DataFrame, out_dir: Path, *,
+                       root: Path | None = None) -> dict[str, Path]:
+    """Write <name>.csv, .md, .tex and <name>_tests.csv; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = study["name"]
+    rows = C.study_rows(study, runs)
+    knobs = C.varied_knobs(study, rows)
+    metric = headline_metric(study, runs)
+    summary = summary_table(study, runs)
+    tests = comparisons_table(study, runs, root)
+    display = display_table(summary, knobs, metric)
+
+    paths = {"csv": out_dir / f"{name}.csv", "md": out_dir / f"{name}.md",
+             "tex": out_dir / f"{name}.tex", "tests": out_dir / f"{name}_tests.csv"}
+    summary.to_csv(paths["csv"], index=False)
+    tests.to_csv(paths["tests"], index=False)
+
+    md = [f"# {name}", ""]
+    for key in ("description", "question"):
+        if study.get(key):
+            md += [f"**{key.capitalize()}:** {str(study[key]).strip()}", ""]
+    if rows.empty:
+        md += ["_No runs of this study are in the runs table._", ""]
+    md += [to_markdown(display), "", NOTES, "", "## Comparisons", "", tests_markdown(tests, metric), ""]
+    paths["md"].write_text("\n".join(md))
+
+    tex_display = display_table(summary, knobs, metric, pm=" ± ")
+    caption = f"{name}: {str(study.get('description', '')).strip()} {NOTES}".strip()
+    paths["tex"].write_text(to_latex(tex_display, caption=caption, label=f"tab:{name}"))
+    return paths
