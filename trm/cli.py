@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
+    if argv is None and hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `python -m trm ... | head` exits quietly
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
