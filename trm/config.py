@@ -353,7 +353,7 @@ def available(kind: str, config_dir: Path = CONFIG_DIR) -> list[str]:
 
 
 def _layer(name: str, kind: str, config_dir: Path, seen: tuple = ()) -> tuple[dict, str]:
-    """One named YAML layer. A model file may say `inherit: other` to be a small diff."""
+    """One named YAML layer. A model or scale file may say `inherit: other` to be a small diff."""
     path = config_dir / kind / f"{name}.yaml"
     if not path.exists():
         raise SpecError(
@@ -368,7 +368,8 @@ def _layer(name: str, kind: str, config_dir: Path, seen: tuple = ()) -> tuple[di
         if parent in seen:
             raise SpecError(f"{path}: inherit cycle through '{parent}'")
         base, _ = _layer(parent, kind, config_dir, seen + (name,))
-        from_dict(RunSpec, data, where=f"{path}: ")
+        if kind == "models":
+            from_dict(RunSpec, data, where=f"{path}: ")
         data = deep_merge(base, data)
     return data, f"{path}: "
 
