@@ -22,9 +22,9 @@ def _write(cfg, name, text):
 def test_depth_scaling_expands():
     studies, runs = S.manifest("depth_scaling", "smoke")
     seeds = C.load_scale("smoke")["seeds"]
-    assert len(runs) == (3 * 2 + 1) * len(seeds)
+    assert len(runs) == (3 + 1) * len(seeds)  # a 3-point zip over (n, T) plus HRM
     assert len({r.run_dir for r in runs}) == len(runs)
-    hrm = [r for r in runs if r.model == "hrm"]
+    hrm = [r for r in runs if r.model == "hrm_mlp"]
     assert len(hrm) == len(seeds)
 
 
@@ -78,7 +78,13 @@ def test_bad_study_names_file_and_key(tmp_path, text, msg):
     assert "x.yaml" in str(e.value) and msg in str(e.value)
 
 
+def test_scale_tweaks_in_a_study():
+    _, paper = S.manifest("depth_scaling", "paper")
+    depths = {(r.model, r.spec.model.n_latent_steps, r.spec.model.n_cycles) for r in paper}
+    assert ("hrm", 6, 6) in depths and ("trm_mlp", 2, 1) in depths  # TRM Table 3 grid
+
+
 def test_every_shipped_study_resolves_at_every_scale():
-    for scale in ("smoke", "tiny", "paper"):
+    for scale in C.available("scales"):
         studies, runs = S.manifest("all", scale)
         assert runs, scale
