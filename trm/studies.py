@@ -31,6 +31,7 @@ STUDY_KEYS = {
     "exclude": list,
     "figure": dict,
     "scales": dict,  # per-scale tweaks of this study, e.g. {paper: {grid: {...}}}
+    "notes": dict,  # per-scale text for the tables: what this scale can and cannot resolve
 }
 FIGURE_KEYS = {"x", "y", "hue", "style", "col", "kind", "title"}
 CELL_KEYS = {"task", "model"}  # besides dotted spec keys

@@ -23,7 +23,32 @@ def runs_table(manifest_rows: list[dict], scale: str, out: Path) -> Path:
 
 
 def study_tables(study: dict, manifest_rows: list[dict], scale: str, out_dir: Path):
-    return write_study_tables(study, runs_frame(manifest_rows, scale), out_dir)
+    paths = write_study_tables(study, runs_frame(manifest_rows, scale), out_dir)
+    section = resolution_section(study, scale, Path(paths["tests"]))
+    with open(paths["md"], "a") as f:
+        f.write(section)
+    return paths
+
+
+def resolution_section(study: dict, scale: str, tests_csv: Path) -> str:
+    """Which of the study's contrasts this scale resolved (Holm-corrected p < 0.05), and the
+    study's own note on what the scale can and cannot show."""
+    lines = [f"## What the `{scale}` scale resolves", ""]
+    note = (study.get("notes") or {}).get(scale)
+    if note:
+        lines += [str(note).strip(), ""]
+    try:
+        tests = pd.read_csv(tests_csv)
+    except (pd.errors.EmptyDataError, FileNotFoundError):
+        tests = pd.DataFrame()
+    if tests.empty or "significant" not in tests:
+        lines += ["No comparisons could be made (too few finished runs).", ""]
+        return "\n".join(lines) + "\n"
+    for _, t in tests.iterrows():
+        verdict = "resolved" if bool(t["significant"]) else "not resolved"
+        lines.append(f"- {t['a']} vs {t['b']} ({t['factor']}): {verdict} "
+                     f"(diff {100 * t['diff']:+.1f} pp, Holm p = {t['p_holm']:.3g})")
+    return "\n".join(lines) + "\n"
 
 
 def study_figure(study: dict, manifest_rows: list[dict], scale: str, out_pdf: Path):
