@@ -26,6 +26,7 @@ localrules:
     study_tables,
     study_figure,
     runs_table,
+    paper_reference,
 
 
 rule all:

@@ -46,7 +46,19 @@ KNOB_LABELS = {
 def study_rows(study: dict, runs: pd.DataFrame) -> pd.DataFrame:
     if "study" not in runs.columns:
         return runs.iloc[0:0]
-    return runs[runs["study"] == study["name"]].reset_index(drop=True)
+    rows = runs[runs["study"] == study["name"]].reset_index(drop=True)
+    rows.attrs = dict(runs.attrs)
+    return rows
+
+
+def at_scale(study: dict, rows: pd.DataFrame) -> dict:
+    """The study as run: its `scales.<scale>` tweak applied when the rows name one scale
+    (trm.studies expands studies this way, so models/grid/zip match the manifest)."""
+    tweaks = study.get("scales") or {}
+    scales = rows["scale"].dropna().unique() if "scale" in rows.columns else []
+    if len(scales) == 1 and isinstance(tweaks.get(scales[0]), dict):
+        return {**study, **tweaks[scales[0]]}
+    return study
 
 
 def declared_knobs(study: dict) -> list[str]:
@@ -72,6 +84,32 @@ def varied_knobs(study: dict, rows: pd.DataFrame) -> list[str]:
             if rows[col].dropna().astype(str).nunique() > 1:
                 knobs.append(col)
     return knobs
+
+
+def shown_knobs(study: dict, rows: pd.DataFrame) -> list[str]:
+    """Knobs a table shows: the varied ones, then dotted keys the figure is drawn over
+    (e.g. x: model.mixer when the models differ in mixer)."""
+    knobs = varied_knobs(study, rows)
+    view = study.get("figure") or {}
+    for key in ("x", "hue", "style", "col"):
+        k = view.get(key)
+        if isinstance(k, str) and "." in k and k not in knobs:
+            knobs.append(k)
+    return knobs
+
+
+def study_factors(study: dict, knobs: list[str]) -> list[list[str]]:
+    """The study's factors, each a list of columns that change together: the model, each
+    grid axis or other varied knob on its own, and all zip axes as one factor."""
+    zipped = [k for k in (study.get("zip") or {}) if k in knobs]
+    factors = [["model"]] + [[k] for k in knobs if k not in zipped]
+    if zipped:
+        factors.append(zipped)
+    return factors
+
+
+def factor_label(columns: list[str]) -> str:
+    return " + ".join("model" if c == "model" else knob_label(c) for c in columns)
 
 
 # --------------------------------------------------------------------------------------
@@ -206,7 +244,15 @@ def summarize_groups(
     take the group's first non-blank value (e.g. knob values, params)."""
     out = []
     if rows.empty:
-        cols = by + ["n_runs", "n_ok", "n_diverged", "n_failed", "n_missing", "status", "status_text"]
+        cols = by + [
+            "n_runs",
+            "n_ok",
+            "n_diverged",
+            "n_failed",
+            "n_missing",
+            "status",
+            "status_text",
+        ]
         return pd.DataFrame(columns=cols)
     keys = {c: rows[c].map(lambda v, c=c: group_value(c, v)) for c in by}
     grouped = rows.groupby([keys[c] for c in by], dropna=False, sort=False) if by else [((), rows)]

@@ -44,8 +44,18 @@ METRIC_FIELDS = [
     "diverged_at_step",
 ]
 # metrics.json fields handled separately (never copied as extra columns).
-_STRUCTURED = {"status", "task", "model", "sig", "seed", "per_step", "test_time",
-               "data_provenance", "spec"}
+_STRUCTURED = {
+    "status",
+    "task",
+    "model",
+    "sig",
+    "seed",
+    "per_step",
+    "test_time",
+    "data_provenance",
+    "spec",
+    "n_supervision_eval",
+}
 
 # A backward pass costs about two forward passes; used only when FLOPs were not recorded.
 BACKWARD_COST = 2.0
@@ -83,7 +93,7 @@ def _is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _load_spec_dict(run_dir: Path, metrics: dict | None, row: dict) -> dict | None:
+def _load_spec_dict(run_dir: Path, metrics: dict | None, row: dict, resolved: dict) -> dict | None:
     """The resolved spec of a run, looked up so that even missing runs can be placed on a
     depth axis: metrics.json, then spec.yaml beside or above the run dir, then resolving
     the named configs with the manifest's knob values."""
@@ -96,12 +106,18 @@ def _load_spec_dict(run_dir: Path, metrics: dict | None, row: dict) -> dict | No
             except config.SpecError:
                 pass
     overrides = {k: v for k, v in row.items() if "." in k and not _is_missing(v)}
-    try:
-        spec = config.resolve(str(row["model"]), str(row["task"]), str(row["scale"]),
-                              overrides=overrides)
-    except Exception:  # configs may be absent or changed; a missing run stays unplaced
-        return None
-    return config.to_dict(spec)
+    key = json.dumps(
+        [row["model"], row["task"], row["scale"], overrides], sort_keys=True, default=str
+    )
+    if key not in resolved:  # seeds of a cell share one resolution
+        try:
+            spec = config.resolve(
+                str(row["model"]), str(row["task"]), str(row["scale"]), overrides=overrides
+            )
+            resolved[key] = config.to_dict(spec)
+        except Exception:  # configs may be absent or changed; a missing run stays unplaced
+            resolved[key] = None
+    return resolved[key]
 
 
 def _depth_from_spec(spec: dict | None) -> float:
@@ -127,18 +143,36 @@ def _compute(metrics: dict) -> tuple[float, str]:
     flops = metrics.get("train_flops")
     if flops is not None:
         return float(flops), "flops"
-    fwd, grad, steps = (metrics.get(k) for k in
-                        ("forward_calls_per_step", "grad_calls_per_step", "steps"))
+    fwd, grad, steps = (
+        metrics.get(k) for k in ("forward_calls_per_step", "grad_calls_per_step", "steps")
+    )
     if None in (fwd, grad, steps):
         return math.nan, ""
     return float((fwd + BACKWARD_COST * grad) * steps), "call_equivalents"
+
+
+def arc_protocol(arc: Any) -> str:
+    """How our ARC numbers were scored, from metrics.json's 'arc' record (trm.train)."""
+    if not isinstance(arc, dict):
+        return ""
+    votes = arc.get("augmentations_voted") or {}
+    parts = [
+        "pass@K: task counts only if all its test inputs are right (HRM scoring); "
+        "pass@K_per_input: fraction of test inputs (TRM scoring)",
+        f"votes per test input: mean {votes.get('mean', float('nan')):.0f} "
+        f"(min {votes.get('min', '?')}, max {votes.get('max', '?')})",
+        f"evaluations voted: {arc.get('evaluations_voted', '?')}",
+        f"tasks: {arc.get('n_tasks', '?')}, test inputs: {arc.get('n_test_inputs', '?')}",
+        f"at N_sup = {arc.get('n_supervision', '?')}",
+    ]
+    return "; ".join(parts)
 
 
 def _json(value: Any) -> str:
     return "" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _run_row(row: dict, root: Path) -> dict:
+def _run_row(row: dict, root: Path, resolved: dict) -> dict:
     run_dir = root / str(row["run_dir"])
     metrics, note = read_metrics(run_dir)
     out = dict(row)
@@ -150,18 +184,20 @@ def _run_row(row: dict, root: Path) -> dict:
         status = metrics.get("status")
         out["status"] = status if status in ("ok", "diverged", "failed") else "failed"
         out["note"] = "" if status in STATUSES else f"unknown status {status!r}"
-        mismatches = [f"{k}={metrics[k]!r}" for k in ("task", "model", "sig", "seed")
-                      if k in metrics and str(metrics[k]) != str(row.get(k))]
+        mismatches = [
+            f"{k}={metrics[k]!r}"
+            for k in ("task", "model", "sig", "seed")
+            if k in metrics and str(metrics[k]) != str(row.get(k))
+        ]
         if mismatches:
-            out["note"] = "; ".join(filter(None, [out["note"], "metrics.json says " + ", ".join(mismatches)]))
+            out["note"] = "; ".join(
+                filter(None, [out["note"], "metrics.json says " + ", ".join(mismatches)])
+            )
 
-    spec = _load_spec_dict(run_dir, metrics or None, row)
-    flat_spec = config.flatten(spec) if spec else {}
-    # Knobs an include cell set but this row's manifest entry left blank: take the
-    # resolved value so that labels say what actually ran.
-    for key in row:
-        if "." in key and _is_missing(row[key]) and key in flat_spec:
-            out[key] = flat_spec[key]
+    # Knob columns keep the manifest's values: blank means "the model's own default" (the
+    # cell did not set it), which is what defines a study's contrasts. The resolved value
+    # is in spec_json; with_spec_columns fills blanks for display.
+    spec = _load_spec_dict(run_dir, metrics or None, row, resolved)
 
     for field in METRIC_FIELDS:
         value = metrics.get(field)
@@ -171,6 +207,11 @@ def _run_row(row: dict, root: Path) -> dict:
     if _is_missing(out["effective_depth"]):
         out["effective_depth"] = _depth_from_spec(spec)
     out["n_supervision"], out["eval_n_supervision"] = _supervision_steps(spec)
+    if metrics.get("n_supervision_eval") is not None:  # what the evaluation actually used
+        out["eval_n_supervision"] = float(metrics["n_supervision_eval"])
+    out["eval_protocol"] = arc_protocol(metrics.get("arc"))
+    if out["status"] != "ok" and metrics.get("error"):
+        out["note"] = "; ".join(filter(None, [out["note"], str(metrics["error"])[:200]]))
     out["compute"], out["compute_unit"] = _compute(metrics)
     provenance = metrics.get("data_provenance") or {}
     out["data_kind"] = provenance.get("kind", "")
@@ -200,11 +241,25 @@ def collect_runs(manifest: pd.DataFrame, root: Path) -> pd.DataFrame:
     for col in TEXT_COLUMNS:
         manifest[col] = manifest[col].map(lambda v: v if _is_missing(v) else str(v))
     manifest["seed"] = manifest["seed"].map(lambda v: v if _is_missing(v) else int(v))
-    rows = [_run_row(r, root) for r in manifest.to_dict("records")]
+    resolved: dict = {}
+    rows = [_run_row(r, root, resolved) for r in manifest.to_dict("records")]
     knobs = knob_columns(manifest)
-    lead = BASE_COLUMNS + knobs + ["status", "note"] + METRIC_FIELDS + [
-        "n_supervision", "eval_n_supervision", "compute", "compute_unit",
-        "data_kind", "data_source", "has_predictions"]
+    lead = (
+        BASE_COLUMNS
+        + knobs
+        + ["status", "note"]
+        + METRIC_FIELDS
+        + [
+            "n_supervision",
+            "eval_n_supervision",
+            "compute",
+            "compute_unit",
+            "data_kind",
+            "data_source",
+            "has_predictions",
+            "eval_protocol",
+        ]
+    )
     tail = ["per_step_json", "test_time_json", "spec_json"]
     if not rows:
         runs = pd.DataFrame(columns=lead + tail)
@@ -234,10 +289,18 @@ def write_runs_table(df: pd.DataFrame, path: Path) -> Path:
 def read_runs_table(path: Path) -> pd.DataFrame:
     """Read runs.csv back; JSON and text columns stay strings ('' when empty)."""
     runs = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, keep_default_na=True)
-    for col in ("note", "compute_unit", "data_kind", "data_source",
-                "per_step_json", "test_time_json", "spec_json"):
+    for col in (
+        "note",
+        "eval_protocol",
+        "compute_unit",
+        "data_kind",
+        "data_source",
+        "per_step_json",
+        "test_time_json",
+        "spec_json",
+    ):
         if col in runs.columns:
-            runs[col] = runs[col].fillna("").astype(str)
+            runs[col] = runs[col].astype(object).where(runs[col].notna(), "").astype(str)
     return runs
 
 
@@ -248,7 +311,7 @@ def parse_json_column(value: Any) -> Any:
     return json.loads(value)
 
 
-def test_time_long(runs: pd.DataFrame) -> pd.DataFrame:
+def accuracy_by_eval_steps(runs: pd.DataFrame) -> pd.DataFrame:
     """Accuracy after K supervision steps at evaluation, one row per (run, K).
 
     Combines per_step (K = 1..N at the trained depth) with test_time (any K, possibly
@@ -262,16 +325,22 @@ def test_time_long(runs: pd.DataFrame) -> pd.DataFrame:
         exact = per_step.get("exact_accuracy") or []
         cell = per_step.get("cell_accuracy") or []
         for i, acc in enumerate(exact):
-            by_k[i + 1] = {"exact_accuracy": acc,
-                           "cell_accuracy": cell[i] if i < len(cell) else math.nan}
+            by_k[i + 1] = {
+                "exact_accuracy": acc,
+                "cell_accuracy": cell[i] if i < len(cell) else math.nan,
+            }
         for entry in parse_json_column(run.get("test_time_json")) or []:
             by_k[int(entry["n_supervision"])] = {
                 "exact_accuracy": entry.get("exact_accuracy", math.nan),
-                "cell_accuracy": entry.get("cell_accuracy", math.nan)}
+                "cell_accuracy": entry.get("cell_accuracy", math.nan),
+            }
         for k in sorted(by_k):
             base = {c: run[c] for c in id_cols}
-            base.update(exact_accuracy=by_k[k]["exact_accuracy"],
-                        cell_accuracy=by_k[k]["cell_accuracy"], eval_steps=k)
+            base.update(
+                exact_accuracy=by_k[k]["exact_accuracy"],
+                cell_accuracy=by_k[k]["cell_accuracy"],
+                eval_steps=k,
+            )
             rows.append(base)
     cols = id_cols + ["eval_steps"]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
@@ -296,3 +365,26 @@ def runs_root(runs: pd.DataFrame, root: Path | None = None) -> Path:
     if root is not None:
         return Path(root)
     return Path(runs.attrs.get("root", "."))
+
+
+def with_spec_columns(runs: pd.DataFrame, keys) -> pd.DataFrame:
+    """Add (or fill blanks of) dotted RunSpec columns from each run's resolved spec, so a
+    table or figure can use a knob the manifest did not record as varied."""
+    keys = [k for k in dict.fromkeys(keys) if k and "." in k]
+    specs = runs["spec_json"] if "spec_json" in runs.columns else [""] * len(runs)
+    flat = [config.flatten(s) if s else {} for s in map(parse_json_column, specs)]
+    out = runs.copy()
+    for k in keys:
+        from_spec = pd.Series([f.get(k) for f in flat], index=runs.index, dtype=object)
+        if k in out.columns:
+            current = out[k].astype(object)
+            out[k] = current.where(current.notna(), from_spec)
+        else:
+            out[k] = from_spec
+    out.attrs = dict(runs.attrs)
+    return out
+
+
+def spec_keys() -> set[str]:
+    """Every dotted key of a RunSpec (what a figure or table may name besides columns)."""
+    return set(config.flatten(config.to_dict(config.RunSpec())))

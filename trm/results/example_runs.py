@@ -36,10 +36,22 @@ SPECIAL_CELLS = {
     ("trm", 6): ["missing", "missing", "missing"],
 }
 MODEL_KNOBS = {
-    "hrm": {"share_weights": False, "layers": 4, "n_cycles": 2, "grad_steps": "one_step",
-            "halting": "q_learning", "mixer": "attention"},
-    "trm": {"share_weights": True, "layers": 2, "n_cycles": 3, "grad_steps": "last_cycle",
-            "halting": "bce", "mixer": "mlp"},
+    "hrm": {
+        "share_weights": False,
+        "layers": 4,
+        "n_cycles": 2,
+        "grad_steps": "one_step",
+        "halting": "q_learning",
+        "mixer": "attention",
+    },
+    "trm": {
+        "share_weights": True,
+        "layers": 2,
+        "n_cycles": 3,
+        "grad_steps": "last_cycle",
+        "halting": "bce",
+        "mixer": "mlp",
+    },
 }
 N_SUP = 4
 TEST_TIME_STEPS = [1, 2, 4, 8, 16]
@@ -57,11 +69,12 @@ def _spec(model: str, n: int, seed: int, n_test: int) -> dict:
 def _ability(model: str, n: int, seed_rng: np.random.Generator, k: float) -> float:
     """Fraction of puzzles solved after k supervision steps (saturating in k and n)."""
     base = {"hrm": 0.35, "trm": 0.55}[model] + 0.05 * n
-    return float(np.clip(base * (1 - 0.6 ** k) / (1 - 0.6 ** N_SUP) + seed_rng.normal(0, 0.03), 0, 1))
+    return float(np.clip(base * (1 - 0.6**k) / (1 - 0.6**N_SUP) + seed_rng.normal(0, 0.03), 0, 1))
 
 
-def write_example_study(root: Path, n_test: int = 200, seed: int = 0,
-                        study: dict | None = None) -> tuple[dict, pd.DataFrame]:
+def write_example_study(
+    root: Path, n_test: int = 200, seed: int = 0, study: dict | None = None
+) -> tuple[dict, pd.DataFrame]:
     """Write run dirs under `root` and return (study, manifest) with run_dir relative to root."""
     study = study or EXAMPLE_STUDY
     root = Path(root)
@@ -75,16 +88,33 @@ def write_example_study(root: Path, n_test: int = 200, seed: int = 0,
                 spec = _spec(model, n, s, n_test)
                 sig = config.signature(config.from_dict(config.RunSpec, spec))
                 run_dir = Path("runs") / "sudoku" / model / sig / f"seed{s}"
-                rows.append({"study": study["name"], "task": "sudoku", "model": model,
-                             "scale": "example", "sig": sig, "seed": s,
-                             "run_dir": str(run_dir), "model.n_latent_steps": n})
+                rows.append(
+                    {
+                        "study": study["name"],
+                        "task": "sudoku",
+                        "model": model,
+                        "scale": "example",
+                        "sig": sig,
+                        "seed": s,
+                        "run_dir": str(run_dir),
+                        "model.n_latent_steps": n,
+                    }
+                )
                 if fate != "missing":
                     _write_run(root / run_dir, spec, model, n, s, fate, difficulty, seed)
     return study, pd.DataFrame(rows)
 
 
-def _write_run(run_dir: Path, spec: dict, model: str, n: int, seed: int, fate: str,
-               difficulty: np.ndarray, base_seed: int) -> None:
+def _write_run(
+    run_dir: Path,
+    spec: dict,
+    model: str,
+    n: int,
+    seed: int,
+    fate: str,
+    difficulty: np.ndarray,
+    base_seed: int,
+) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_rng = np.random.default_rng([base_seed, seed, n, len(model), ord(model[0])])
     offset = seed_rng.normal(0, 0.03)
@@ -98,21 +128,39 @@ def _write_run(run_dir: Path, spec: dict, model: str, n: int, seed: int, fate: s
     fwd = m.n_cycles * (m.n_latent_steps + 1)
     grad = 2 if m.grad_steps == "one_step" else m.n_latent_steps + 1
     metrics = {
-        "status": fate, "task": "sudoku", "model": model,
-        "sig": config.signature(config.from_dict(config.RunSpec, spec)), "seed": seed,
-        "params": 90_000 * (2 if not m.share_weights else 1), "puzzle_embedding_params": 0,
+        "status": fate,
+        "task": "sudoku",
+        "model": model,
+        "sig": config.signature(config.from_dict(config.RunSpec, spec)),
+        "seed": seed,
+        "params": 90_000 * (2 if not m.share_weights else 1),
+        "puzzle_embedding_params": 0,
         "effective_depth": config.effective_depth(m),
-        "forward_calls_per_step": fwd, "grad_calls_per_step": grad,
-        "steps": steps if fate == "ok" else 120, "wall_time_s": 60.0 + 5 * fwd,
-        "train_time_s": 55.0 + 5 * fwd, "n_test": len(difficulty),
+        "forward_calls_per_step": fwd,
+        "grad_calls_per_step": grad,
+        "steps": steps if fate == "ok" else 120,
+        "wall_time_s": 60.0 + 5 * fwd,
+        "train_time_s": 55.0 + 5 * fwd,
+        "n_test": len(difficulty),
         "exact_accuracy": float(correct.mean()) if fate == "ok" else 0.0,
         "cell_accuracy": float(min(1.0, 0.5 + correct.mean() / 2)) if fate == "ok" else 0.1,
-        "per_step": {"exact_accuracy": [float(np.mean(difficulty < acc(k))) for k in range(1, N_SUP + 1)],
-                     "cell_accuracy": [float(0.5 + np.mean(difficulty < acc(k)) / 2) for k in range(1, N_SUP + 1)]},
-        "test_time": [{"n_supervision": k, "exact_accuracy": float(np.mean(difficulty < acc(k))),
-                       "cell_accuracy": float(0.5 + np.mean(difficulty < acc(k)) / 2)}
-                      for k in TEST_TIME_STEPS],
+        "per_step": {
+            "exact_accuracy": [float(np.mean(difficulty < acc(k))) for k in range(1, N_SUP + 1)],
+            "cell_accuracy": [
+                float(0.5 + np.mean(difficulty < acc(k)) / 2) for k in range(1, N_SUP + 1)
+            ],
+        },
+        "test_time": [
+            {
+                "n_supervision": k,
+                "exact_accuracy": float(np.mean(difficulty < acc(k))),
+                "cell_accuracy": float(0.5 + np.mean(difficulty < acc(k)) / 2),
+            }
+            for k in TEST_TIME_STEPS
+        ],
         "diverged_at_step": 120 if fate == "diverged" else None,
+        "error": "loss became non-finite at step 120" if fate == "diverged" else None,
+        "n_supervision_eval": N_SUP,
         "data_provenance": {"kind": "generated", "source": "sudoku 6x6 generator (constructed)"},
         "spec": spec,
     }

@@ -22,10 +22,22 @@ from matplotlib.lines import Line2D
 from trm.results import cells as C
 from trm.results import plotting as P
 from trm.results import stats
-from trm.results.collect import TRAIN_LOG_FILE, runs_root, test_time_long
+from trm.results.collect import (
+    TRAIN_LOG_FILE,
+    accuracy_by_eval_steps,
+    runs_root,
+    spec_keys,
+    with_spec_columns,
+)
 
-FIGURE_KEYS = ("x", "y", "hue", "style", "col")
-CI_NOTE = "Points: seeds. Markers and bars: mean ± 95% CI over finished seeds (t for n < 5, BCa for n ≥ 5)."
+FIGURE_KEYS = ("x", "y", "hue", "style", "col", "kind", "title")
+VIEW_KEYS = ("x", "y", "hue", "style", "col")
+# kind: "view" (default) draws x/y/hue/style/col; the others are the standard figures.
+FIGURE_KINDS = ("view", "depth_scaling", "test_time_depth", "learning_curves", "compute")
+CI_NOTE = (
+    "Points: seeds. Markers and bars: mean ± 95% CI over finished seeds "
+    "(t for n < 5, BCa for n ≥ 5)."
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -34,42 +46,76 @@ CI_NOTE = "Points: seeds. Markers and bars: mean ± 95% CI over finished seeds (
 
 
 def validate_view(view: dict, runs: pd.DataFrame) -> dict:
-    """Check a `figure:` block: only x, y, hue, style, col, each naming a runs column."""
+    """Check a `figure:` block. Keys: x, y, hue, style, col (each a runs column or a
+    dotted RunSpec key, read from the resolved spec), kind, title."""
     if not isinstance(view, dict):
         raise ValueError(f"figure: expected a mapping, got {view!r}")
     for key in view:
         if key not in FIGURE_KEYS:
             raise ValueError(f"figure: unknown key '{key}' (valid keys: {', '.join(FIGURE_KEYS)})")
-    for key in ("x", "y"):
-        if not view.get(key):
-            raise ValueError(f"figure: '{key}' is required")
-    for key, column in view.items():
-        if column is not None and column not in runs.columns:
-            raise ValueError(f"figure.{key}: '{column}' is not a column of the runs table")
-    return {k: view.get(k) for k in FIGURE_KEYS}
+    kind = view.get("kind") or "view"
+    if kind not in FIGURE_KINDS:
+        raise ValueError(f"figure.kind: '{kind}' is not one of {', '.join(FIGURE_KINDS)}")
+    if kind == "view":
+        for key in ("x", "y"):
+            if not view.get(key):
+                raise ValueError(f"figure: '{key}' is required")
+    known = set(runs.columns) | spec_keys() | ({"cell"} if kind != "view" else set())
+    for key in VIEW_KEYS:
+        column = view.get(key)
+        if column is not None and column not in known:
+            raise ValueError(
+                f"figure.{key}: '{column}' is neither a column of the runs table "
+                f"nor a run spec key"
+            )
+    return {**{k: view.get(k) for k in FIGURE_KEYS}, "kind": kind}
 
 
 def default_view(study: dict) -> dict:
     knobs = C.declared_knobs(study)
-    return {"x": knobs[0] if knobs else "model", "y": "exact_accuracy", "hue": "model",
-            "style": None, "col": "task" if len(study.get("tasks") or []) > 1 else None}
+    return {
+        "x": knobs[0] if knobs else "model",
+        "y": "exact_accuracy",
+        "hue": "model",
+        "style": None,
+        "col": "task" if len(study.get("tasks") or []) > 1 else None,
+    }
 
 
 def plot_study(study: dict, runs: pd.DataFrame, out_pdf: Path) -> tuple[Path, Path]:
     """The figure a study's `figure:` block asks for; writes out_pdf and the .png beside it."""
-    view = validate_view(study.get("figure") or default_view(study), runs)
     rows = C.study_rows(study, runs)
-    title = f"{study['name']}"
+    study = C.at_scale(study, rows)
+    view = validate_view(study.get("figure") or default_view(study), runs)
+    title = view["title"] or study["name"]
     if rows.empty:
         title += " (no runs in the runs table)"
+    rows = with_spec_columns(rows, [view[k] for k in VIEW_KEYS])
+    kind, y = view["kind"], view["y"] or "exact_accuracy"
+    hue, col = view["hue"], view["col"]
+    if kind == "depth_scaling":
+        return plot_depth_scaling(
+            rows, out_pdf, hue=hue or "model", col=col or "task", y=y, title=title
+        )
+    if kind == "test_time_depth":
+        return plot_test_time_depth(
+            rows, out_pdf, hue=hue or "cell", col=col or "task", y=y, title=title
+        )
+    if kind == "learning_curves":
+        return plot_learning_curves(
+            rows, out_pdf, y=view["y"] or "loss", hue=hue or "cell", col=col or "task", title=title
+        )
+    if kind == "compute":
+        return plot_accuracy_vs_compute(
+            rows, out_pdf, y=y, hue=hue or "model", col=col, style=view["style"], title=title
+        )
     return plot_view(rows, view, out_pdf, title=title, study=study)
 
 
 def _is_numeric(series: pd.Series) -> bool:
+    """A numeric axis: every value a number (booleans such as share_weights are categories)."""
     values = series.dropna()
-    if values.empty or pd.api.types.is_bool_dtype(series):
-        return not values.empty and not pd.api.types.is_bool_dtype(series)
-    if values.map(lambda v: isinstance(v, (bool, np.bool_))).any():
+    if values.empty or values.map(lambda v: isinstance(v, (bool, np.bool_))).any():
         return False
     return bool(pd.to_numeric(values, errors="coerce").notna().all())
 
@@ -80,16 +126,22 @@ def _levels(rows: pd.DataFrame, column: str | None, study: dict | None) -> list:
     values = {C.group_value(column, v) for v in rows[column]} if column in rows else set()
     if column == "model" and study:
         order = C.model_order(study, rows)
-        return [m for m in order if m in values] + sorted((v for v in values if v not in order), key=C.sort_key)
+        return [m for m in order if m in values] + sorted(
+            (v for v in values if v not in order), key=C.sort_key
+        )
     if column == "task" and study:
         order = [str(t) for t in study.get("tasks") or []]
-        return [t for t in order if t in values] + sorted((v for v in values if v not in order), key=C.sort_key)
+        return [t for t in order if t in values] + sorted(
+            (v for v in values if v not in order), key=C.sort_key
+        )
     return sorted(values, key=C.sort_key)
 
 
 def _cells(rows: pd.DataFrame, view: dict) -> list[dict]:
     """One record per cell: its facet/hue/style values, x, y summary, seeds, and status."""
-    keys = list(dict.fromkeys([k for k in (view["col"], view["hue"], view["style"]) if k] + C.CELL_KEYS))
+    keys = list(
+        dict.fromkeys([k for k in (view["col"], view["hue"], view["style"]) if k] + C.CELL_KEYS)
+    )
     x, y = view["x"], view["y"]
     numeric_x = _is_numeric(rows[x]) if len(rows) else False
     ids = [tuple(C.group_value(k, r[k]) for k in keys) for r in rows.to_dict("records")]
@@ -101,20 +153,64 @@ def _cells(rows: pd.DataFrame, view: dict) -> list[dict]:
         if numeric_x:
             xs_ok = pd.to_numeric(ok[x], errors="coerce")
             xs_all = pd.to_numeric(group[x], errors="coerce").dropna()
-            x_cell = xs_ok.mean() if xs_ok.notna().any() else (xs_all.iloc[0] if len(xs_all) else math.nan)
+            x_cell = (
+                xs_ok.mean()
+                if xs_ok.notna().any()
+                else (xs_all.iloc[0] if len(xs_all) else math.nan)
+            )
         else:
             xs_ok = ok[x].map(lambda v: C.group_value(x, v))
             vals = group[x].dropna()
             x_cell = C.group_value(x, vals.iloc[0]) if len(vals) else None
         counts = C.status_counts(group["status"])
-        out.append({**dict(zip(keys, cell_id)), "x": x_cell, "summary": stats.summarize(yv),
-                    "seed_x": list(xs_ok), "seed_y": list(yv), "counts": counts,
-                    "first": group.iloc[0].to_dict()})
+        out.append(
+            {
+                **dict(zip(keys, cell_id)),
+                "x": x_cell,
+                "summary": stats.summarize(yv),
+                "seed_x": list(xs_ok),
+                "seed_y": list(yv),
+                "counts": counts,
+                "first": group.iloc[0].to_dict(),
+            }
+        )
     return out
 
 
+def _x_levels(cells: list[dict], x: str, order: list) -> list:
+    """Categorical x positions in the study's order (models as listed), then by label."""
+
+    def rank(c):
+        base = c["model"] if x == "model" else c["first"].get(x)
+        base = C.group_value(x, base)
+        return (order.index(base) if base in order else len(order), C.sort_key(c["x"]))
+
+    ranked = sorted((c for c in cells if c["x"] is not None), key=rank)
+    return list(dict.fromkeys(c["x"] for c in ranked))
+
+
+def _separate_colliding(cells: list[dict], view: dict, knobs: list[str]) -> None:
+    """Cells that would share one categorical x position (same facet, x, hue and style,
+    e.g. two trm_mlp cells on an x: model axis) get their other knob values added to the
+    x label, so each stays its own, labelled position."""
+    keys = [view[k] for k in ("col", "hue", "style") if view[k]]
+    groups: dict[tuple, list[dict]] = {}
+    for c in cells:
+        groups.setdefault((c["x"], *(c[k] for k in keys)), []).append(c)
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        for c in group:
+            extra = (
+                C.cell_label(c["first"], knobs, with_model=False) if knobs else f"sig {c['sig']}"
+            )
+            c["x"] = f"{C.format_value(c['x'])}\n{extra}"
+
+
 def _not_ok_text(counts: dict) -> str:
-    return ", ".join(f"{counts[f'n_{k}']} {k}" for k in ("missing", "failed", "diverged") if counts[f"n_{k}"])
+    return ", ".join(
+        f"{counts[f'n_{k}']} {k}" for k in ("missing", "failed", "diverged") if counts[f"n_{k}"]
+    )
 
 
 def _accuracy_ylim(ax, n_slots: int) -> None:
@@ -143,42 +239,64 @@ def _set_x_ticks(ax, values: list[float], log: bool) -> None:
         ax.minorticks_off()
 
 
-def plot_view(rows: pd.DataFrame, view: dict, out_pdf: Path, *, title: str = "",
-              study: dict | None = None, x_label: str | None = None) -> tuple[Path, Path]:
+def plot_view(
+    rows: pd.DataFrame,
+    view: dict,
+    out_pdf: Path,
+    *,
+    title: str = "",
+    study: dict | None = None,
+    x_label: str | None = None,
+) -> tuple[Path, Path]:
     """Mean ± CI per cell over x, coloured by hue, marker/linestyle by style, one panel per col."""
-    view = validate_view(view, rows)
-    x, y, hue, sty, col = (view[k] for k in FIGURE_KEYS)
+    view = validate_view({k: v for k, v in view.items() if k in VIEW_KEYS}, rows)
+    knobs = C.varied_knobs(study or {}, rows) if len(rows) else []
+    # Blank knobs (the model's own value) are filled from the resolved spec for labels.
+    rows = with_spec_columns(rows, [view[k] for k in VIEW_KEYS] + knobs)
+    x, y, hue, sty, col = (view[k] for k in VIEW_KEYS)
     cells = _cells(rows, view) if len(rows) else []
     numeric_x = _is_numeric(rows[x]) if len(rows) else False
+    if not numeric_x:
+        _separate_colliding(cells, view, [k for k in knobs if k != x])
     facets = _levels(rows, col, study) if col else [None]
     hues = _levels(rows, hue, study) if hue else [None]
     styles = _levels(rows, sty, study) if sty else [None]
     color_map = P.colors(hues)
     marker_map = {s: P.MARKERS[i % len(P.MARKERS)] for i, s in enumerate(styles)}
     line_map = {s: P.LINESTYLES[i % len(P.LINESTYLES)] for i, s in enumerate(styles)}
-    x_levels = [] if numeric_x else sorted({c["x"] for c in cells if c["x"] is not None}, key=C.sort_key)
-    knobs = C.varied_knobs(study or {}, rows) if len(rows) else []
+    x_levels = [] if numeric_x else _x_levels(cells, x, _levels(rows, x, study))
     footnotes = []
 
     with P.style():
-        fig, axes = P.facet_grid(len(facets))
+        fig, axes = P.facet_grid(len(facets), n_categories=len(x_levels))
         for ax, facet in zip(axes, facets):
             mine = [c for c in cells if not col or c[col] == facet]
-            n_hue = len(hues)
             marks = P.NotOkMarks()
+            # Dodge only among the hue levels that share an x position.
+            present = {
+                v: [h for h in hues if any(c["x"] == v and (not hue or c[hue] == h) for c in mine)]
+                for v in x_levels
+            }
 
             def xpos(c, seed_x=None):
-                value = c["x"] if seed_x is None else seed_x
                 if numeric_x:
+                    value = c["x"] if seed_x is None else seed_x
                     return float(value) if value is not None and np.isfinite(value) else math.nan
-                if value not in x_levels:
+                if c["x"] not in x_levels:
                     return math.nan
-                dodge = (hues.index(c[hue]) - (n_hue - 1) / 2) * 0.12 if hue else 0.0
-                return x_levels.index(value) + dodge
+                here = present[c["x"]]
+                dodge = (
+                    (here.index(c[hue]) - (len(here) - 1) / 2) * 0.14
+                    if hue and c[hue] in here
+                    else 0.0
+                )
+                return x_levels.index(c["x"]) + dodge
 
             for h in hues:
                 for s in styles:
-                    series = [c for c in mine if (not hue or c[hue] == h) and (not sty or c[sty] == s)]
+                    series = [
+                        c for c in mine if (not hue or c[hue] == h) and (not sty or c[sty] == s)
+                    ]
                     done = sorted((c for c in series if c["summary"].n > 0), key=lambda c: xpos(c))
                     color = color_map[h]
                     if done:
@@ -186,17 +304,44 @@ def plot_view(rows: pd.DataFrame, view: dict, out_pdf: Path, *, title: str = "",
                         means = np.array([c["summary"].mean for c in done])
                         lo = np.array([c["summary"].ci_low for c in done])
                         hi = np.array([c["summary"].ci_high for c in done])
-                        ax.plot(xs, means, color=color, marker=marker_map[s], ls=line_map[s],
-                                lw=1.4, ms=5, zorder=3)
+                        # Lines only join ordered x values; categories get markers alone.
+                        ax.plot(
+                            xs,
+                            means,
+                            color=color,
+                            marker=marker_map[s],
+                            ls=line_map[s] if numeric_x else "none",
+                            lw=1.4,
+                            ms=5,
+                            zorder=3,
+                        )
                         has_ci = np.isfinite(lo) & np.isfinite(hi)
                         if has_ci.any():
-                            ax.errorbar(np.array(xs)[has_ci], means[has_ci],
-                                        yerr=[means[has_ci] - lo[has_ci], hi[has_ci] - means[has_ci]],
-                                        fmt="none", ecolor=color, elinewidth=1, capsize=2.5, zorder=3)
+                            ax.errorbar(
+                                np.array(xs)[has_ci],
+                                means[has_ci],
+                                yerr=[means[has_ci] - lo[has_ci], hi[has_ci] - means[has_ci]],
+                                fmt="none",
+                                ecolor=color,
+                                elinewidth=1,
+                                capsize=2.5,
+                                zorder=3,
+                            )
                         for c in done:
-                            sx = [xpos(c, v) for v in c["seed_x"]]
-                            ax.scatter(sx, c["seed_y"], s=11, color=color, alpha=0.45,
-                                       edgecolors="none", zorder=2)
+                            sx = (
+                                [xpos(c, v) for v in c["seed_x"]]
+                                if numeric_x
+                                else [xpos(c)] * len(c["seed_y"])
+                            )
+                            ax.scatter(
+                                sx,
+                                c["seed_y"],
+                                s=11,
+                                color=color,
+                                alpha=0.45,
+                                edgecolors="none",
+                                zorder=2,
+                            )
                     for c in series:
                         if c["counts"]["n_ok"] == c["counts"]["n_runs"]:
                             continue
@@ -205,13 +350,22 @@ def plot_view(rows: pd.DataFrame, view: dict, out_pdf: Path, *, title: str = "",
                         if np.isfinite(px):
                             marks.add(px, text, color)
                         else:
-                            footnotes.append(f"Not placed ({x} unknown): "
-                                             f"{C.cell_label(c['first'], knobs)}: {text}")
+                            footnotes.append(
+                                f"Not placed ({x} unknown): "
+                                f"{C.cell_label(c['first'], knobs)}: {text}"
+                            )
             if not cells:
                 ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center")
             elif not any(c["summary"].n for c in mine):
-                ax.text(0.5, 0.6, "no finished runs", transform=ax.transAxes, ha="center",
-                        va="center", color="0.4")
+                ax.text(
+                    0.5,
+                    0.6,
+                    "no finished runs",
+                    transform=ax.transAxes,
+                    ha="center",
+                    va="center",
+                    color="0.4",
+                )
             if C.is_accuracy(y):
                 _accuracy_ylim(ax, marks.max_stack())
             if numeric_x:
@@ -221,7 +375,7 @@ def plot_view(rows: pd.DataFrame, view: dict, out_pdf: Path, *, title: str = "",
                     _set_x_ticks(ax, xv, P.use_log_x(xv))
                 ax.margins(x=0.06)
             else:
-                ax.set_xticks(range(len(x_levels)), [C.format_value(v) for v in x_levels])
+                P.category_ticks(ax, [C.format_value(v) for v in x_levels])
                 if x_levels:
                     ax.set_xlim(-0.6, len(x_levels) - 0.4)
             marks.draw(ax)
@@ -229,9 +383,11 @@ def plot_view(rows: pd.DataFrame, view: dict, out_pdf: Path, *, title: str = "",
             ax.set_ylabel(P.axis_label(y))
             if col:
                 ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
-        handles = P.legend_handles({h: color_map[h] for h in hues if h is not None},
-                                   C.knob_label(hue) if hue else "",
-                                   {s: marker_map[s] for s in styles if s is not None} if sty else None)
+        handles = P.legend_handles(
+            {h: color_map[h] for h in hues if h is not None},
+            C.knob_label(hue) if hue else "",
+            {s: marker_map[s] for s in styles if s is not None} if sty else None,
+        )
         P.finish(fig, handles, title, [CI_NOTE] + footnotes)
         return P.save(fig, out_pdf)
 
@@ -243,10 +399,14 @@ def plot_view(rows: pd.DataFrame, view: dict, out_pdf: Path, *, title: str = "",
 
 def _cell_labels(rows: pd.DataFrame, knobs: list[str] | None = None) -> pd.Series:
     if knobs is None:
-        knobs = [c for c in sorted(rows.columns) if "." in c and not c.endswith("_json")
-                 and rows[c].dropna().astype(str).nunique() > 1]
-    return pd.Series([C.cell_label(r, knobs) for r in rows.to_dict("records")], index=rows.index,
-                     dtype=object)
+        knobs = [
+            c
+            for c in sorted(rows.columns)
+            if "." in c and not c.endswith("_json") and rows[c].dropna().astype(str).nunique() > 1
+        ]
+    return pd.Series(
+        [C.cell_label(r, knobs) for r in rows.to_dict("records")], index=rows.index, dtype=object
+    )
 
 
 def _with_hue(rows: pd.DataFrame, hue: str) -> pd.DataFrame:
@@ -265,18 +425,26 @@ def _summary_curve(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["x", "mean", "lo", "hi", "n"])
 
 
-def _band(ax, curve: pd.DataFrame, color, scale: float, band_alpha: float = 0.13,
-          **line_kw) -> None:
+def _band(
+    ax, curve: pd.DataFrame, color, scale: float, band_alpha: float = 0.13, **line_kw
+) -> None:
     ax.plot(curve["x"], curve["mean"] * scale, color=color, **line_kw)
     band = curve[np.isfinite(curve["lo"]) & np.isfinite(curve["hi"])]
     if len(band) > 1:
-        ax.fill_between(band["x"], band["lo"] * scale, band["hi"] * scale, color=color,
-                        alpha=band_alpha, lw=0)
+        ax.fill_between(
+            band["x"], band["lo"] * scale, band["hi"] * scale, color=color, alpha=band_alpha, lw=0
+        )
 
 
-def plot_depth_scaling(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "model",
-                       col: str = "task", y: str = "exact_accuracy", title: str = "Depth scaling"
-                       ) -> tuple[Path, Path]:
+def plot_depth_scaling(
+    runs: pd.DataFrame,
+    out_pdf: Path,
+    *,
+    hue: str = "model",
+    col: str = "task",
+    y: str = "exact_accuracy",
+    title: str = "Depth scaling",
+) -> tuple[Path, Path]:
     """Accuracy vs total effective depth (layers per supervision step x supervision steps).
 
     Thick markers: the trained depth (K = N_sup), seeds as points, mean ± 95% CI, joined
@@ -288,14 +456,16 @@ def plot_depth_scaling(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "model",
     hues = _levels(rows, hue, None)
     color_map = P.colors(hues)
     scale = P.scale_for(y)
-    long = test_time_long(rows[rows["status"] == "ok"])
+    long = accuracy_by_eval_steps(rows[rows["status"] == "ok"])
     if len(long):
         long["total_depth"] = pd.to_numeric(long["effective_depth"]) * long["eval_steps"]
     footnotes, all_x = [], []
     with P.style():
         fig, axes = P.facet_grid(len(facets))
         for ax, facet in zip(axes, facets):
-            in_facet = rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+            in_facet = (
+                rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+            )
             marks = P.NotOkMarks()
             for h in hues:
                 mine = in_facet[in_facet[hue].map(lambda v: C.group_value(hue, v)) == h]
@@ -304,21 +474,41 @@ def plot_depth_scaling(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "model",
                 for sig, cell in mine.groupby("sig", sort=True):
                     depth = pd.to_numeric(cell["effective_depth"], errors="coerce").dropna()
                     k_train = pd.to_numeric(cell["eval_n_supervision"], errors="coerce").dropna()
-                    x_cell = (depth.iloc[0] * k_train.iloc[0]) if len(depth) and len(k_train) else math.nan
+                    x_cell = (
+                        (depth.iloc[0] * k_train.iloc[0])
+                        if len(depth) and len(k_train)
+                        else math.nan
+                    )
                     ok = cell[cell["status"] == "ok"]
                     counts = C.status_counts(cell["status"])
                     if len(ok) and np.isfinite(x_cell):
                         s = stats.summarize(pd.to_numeric(ok[y], errors="coerce"))
                         trained.append((x_cell, s))
-                        ax.scatter([x_cell] * len(ok), pd.to_numeric(ok[y]) * scale, s=11,
-                                   color=color, alpha=0.45, edgecolors="none", zorder=2)
+                        ax.scatter(
+                            [x_cell] * len(ok),
+                            pd.to_numeric(ok[y]) * scale,
+                            s=11,
+                            color=color,
+                            alpha=0.45,
+                            edgecolors="none",
+                            zorder=2,
+                        )
                         all_x.append(x_cell)
                     if len(long) and len(ok):
                         tt = long[(long["sig"] == sig) & long["run_dir"].isin(ok["run_dir"])]
                         curve = _summary_curve(tt, "total_depth", y)
                         if len(curve):
-                            _band(ax, curve, color, scale, band_alpha=0.07, lw=0.9, ls="--",
-                                  alpha=0.8, zorder=1)
+                            _band(
+                                ax,
+                                curve,
+                                color,
+                                scale,
+                                band_alpha=0.07,
+                                lw=0.9,
+                                ls="--",
+                                alpha=0.8,
+                                zorder=1,
+                            )
                             all_x += list(curve["x"])
                     if counts["n_ok"] < counts["n_runs"]:
                         text = _not_ok_text(counts)
@@ -326,8 +516,10 @@ def plot_depth_scaling(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "model",
                             marks.add(x_cell, text, color)
                             all_x.append(x_cell)
                         else:
-                            footnotes.append(f"Not placed (depth unknown): {C.format_value(h)}, "
-                                             f"sig {sig}: {text}")
+                            footnotes.append(
+                                f"Not placed (depth unknown): {C.format_value(h)}, "
+                                f"sig {sig}: {text}"
+                            )
                 if trained:
                     trained.sort(key=lambda t: t[0])
                     xs = [t[0] for t in trained]
@@ -336,8 +528,16 @@ def plot_depth_scaling(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "model",
                     hi = np.array([t[1].ci_high for t in trained]) * scale
                     ax.plot(xs, means, color=color, marker="o", lw=1.6, ms=5, zorder=3)
                     ci = np.isfinite(lo) & np.isfinite(hi)
-                    ax.errorbar(np.array(xs)[ci], means[ci], yerr=[means[ci] - lo[ci], hi[ci] - means[ci]],
-                                fmt="none", ecolor=color, capsize=2.5, elinewidth=1, zorder=3)
+                    ax.errorbar(
+                        np.array(xs)[ci],
+                        means[ci],
+                        yerr=[means[ci] - lo[ci], hi[ci] - means[ci]],
+                        fmt="none",
+                        ecolor=color,
+                        capsize=2.5,
+                        elinewidth=1,
+                        zorder=3,
+                    )
             if C.is_accuracy(y):
                 _accuracy_ylim(ax, marks.max_stack())
             if all_x:
@@ -349,15 +549,22 @@ def plot_depth_scaling(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "model",
             if col:
                 ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
         handles = P.legend_handles({h: color_map[h] for h in hues}, C.knob_label(hue))
-        handles.append(Line2D([], [], color="0.3", ls="--", lw=0.9,
-                              label="test-time depth (K steps)"))
+        handles.append(
+            Line2D([], [], color="0.3", ls="--", lw=0.9, label="test-time depth (K steps)")
+        )
         P.finish(fig, handles, title, [CI_NOTE + " Solid: trained depth (K = N_sup)."] + footnotes)
         return P.save(fig, out_pdf)
 
 
-def plot_test_time_depth(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "cell",
-                         col: str = "task", y: str = "exact_accuracy",
-                         title: str = "Test-time depth") -> tuple[Path, Path]:
+def plot_test_time_depth(
+    runs: pd.DataFrame,
+    out_pdf: Path,
+    *,
+    hue: str = "cell",
+    col: str = "task",
+    y: str = "exact_accuracy",
+    title: str = "Test-time depth",
+) -> tuple[Path, Path]:
     """Accuracy vs supervision steps K at evaluation, one curve per cell (mean ± 95% CI
     band over seeds, seeds as points); the dotted line marks the trained N_sup."""
     rows = _with_hue(runs, hue)
@@ -365,12 +572,14 @@ def plot_test_time_depth(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "cell"
     hues = _levels(rows, hue, None)
     color_map = P.colors(hues)
     scale = P.scale_for(y)
-    long = test_time_long(rows[rows["status"] == "ok"])
+    long = accuracy_by_eval_steps(rows[rows["status"] == "ok"])
     footnotes = []
     with P.style():
         fig, axes = P.facet_grid(len(facets))
         for ax, facet in zip(axes, facets):
-            in_facet = rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+            in_facet = (
+                rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+            )
             ks = set()
             marks = P.NotOkMarks()
             for h in hues:
@@ -378,12 +587,31 @@ def plot_test_time_depth(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "cell"
                 if mine.empty:
                     continue
                 color = color_map[h]
-                tt = long[long["run_dir"].isin(mine.loc[mine["status"] == "ok", "run_dir"])] if len(long) else long
+                tt = (
+                    long[long["run_dir"].isin(mine.loc[mine["status"] == "ok", "run_dir"])]
+                    if len(long)
+                    else long
+                )
                 if len(tt):
-                    _band(ax, _summary_curve(tt, "eval_steps", y), color, scale, lw=1.4, marker="o",
-                          ms=3.5, zorder=3)
-                    ax.scatter(tt["eval_steps"], pd.to_numeric(tt[y]) * scale, s=7, color=color,
-                               alpha=0.35, edgecolors="none", zorder=2)
+                    _band(
+                        ax,
+                        _summary_curve(tt, "eval_steps", y),
+                        color,
+                        scale,
+                        lw=1.4,
+                        marker="o",
+                        ms=3.5,
+                        zorder=3,
+                    )
+                    ax.scatter(
+                        tt["eval_steps"],
+                        pd.to_numeric(tt[y]) * scale,
+                        s=7,
+                        color=color,
+                        alpha=0.35,
+                        edgecolors="none",
+                        zorder=2,
+                    )
                     ks.update(tt["eval_steps"].tolist())
                 counts = C.status_counts(mine["status"])
                 if counts["n_ok"] < counts["n_runs"]:
@@ -398,9 +626,16 @@ def plot_test_time_depth(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "cell"
             for k in trained:
                 ax.axvline(k, color="0.35", ls=":", lw=1, zorder=1)
             if len(trained):
-                ax.annotate("trained N_sup", (trained.max(), 1.0), xycoords=("data", "axes fraction"),
-                            xytext=(3, -3), textcoords="offset points", fontsize=6.5,
-                            va="top", color="0.35")
+                ax.annotate(
+                    "trained N_sup",
+                    (trained.max(), 1.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(3, -3),
+                    textcoords="offset points",
+                    fontsize=6.5,
+                    va="top",
+                    color="0.35",
+                )
             if C.is_accuracy(y):
                 _accuracy_ylim(ax, marks.max_stack())
             if ks:
@@ -410,7 +645,9 @@ def plot_test_time_depth(runs: pd.DataFrame, out_pdf: Path, *, hue: str = "cell"
             ax.set_ylabel(P.axis_label(y))
             if col:
                 ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
-        handles = P.legend_handles({h: color_map[h] for h in hues}, "cell" if hue == "cell" else C.knob_label(hue))
+        handles = P.legend_handles(
+            {h: color_map[h] for h in hues}, "cell" if hue == "cell" else C.knob_label(hue)
+        )
         P.finish(fig, handles, title, [CI_NOTE] + footnotes)
         return P.save(fig, out_pdf)
 
@@ -429,9 +666,16 @@ def read_train_log(path: Path) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def plot_learning_curves(runs: pd.DataFrame, out_pdf: Path, *, root: Path | None = None,
-                         y: str = "loss", hue: str = "cell", col: str = "task",
-                         title: str = "Learning curves") -> tuple[Path, Path]:
+def plot_learning_curves(
+    runs: pd.DataFrame,
+    out_pdf: Path,
+    *,
+    root: Path | None = None,
+    y: str = "loss",
+    hue: str = "cell",
+    col: str = "task",
+    title: str = "Learning curves",
+) -> tuple[Path, Path]:
     """y from train.jsonl vs optimizer step: one thin line per seed, the seed mean thick
     (over steps every seed logged). Diverged runs end in an 'x'; runs without a log are
     listed under the figure."""
@@ -445,7 +689,9 @@ def plot_learning_curves(runs: pd.DataFrame, out_pdf: Path, *, root: Path | None
     with P.style():
         fig, axes = P.facet_grid(len(facets), sharey=False)
         for ax, facet in zip(axes, facets):
-            in_facet = rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+            in_facet = (
+                rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+            )
             for h in hues:
                 mine = in_facet[in_facet[hue].map(lambda v: C.group_value(hue, v)) == h]
                 color = color_map[h]
@@ -458,18 +704,36 @@ def plot_learning_curves(runs: pd.DataFrame, out_pdf: Path, *, root: Path | None
                     log = log[["step", y]].apply(pd.to_numeric, errors="coerce")
                     finite = log[np.isfinite(log[y])]
                     positive &= bool((finite[y] > 0).all())
-                    ax.plot(finite["step"], finite[y] * scale, color=color, lw=0.7, alpha=0.45, zorder=2)
+                    ax.plot(
+                        finite["step"], finite[y] * scale, color=color, lw=0.7, alpha=0.45, zorder=2
+                    )
                     if run["status"] != "ok" and len(finite):
                         last = finite.iloc[-1]
-                        ax.plot([last["step"]], [last[y] * scale], P.NOT_OK_MARKER, color=color,
-                                ms=6, mew=1.6, zorder=4)
-                        ax.annotate(run["status"], (last["step"], last[y] * scale), xytext=(4, 0),
-                                    textcoords="offset points", fontsize=6, color=color, va="center")
+                        ax.plot(
+                            [last["step"]],
+                            [last[y] * scale],
+                            P.NOT_OK_MARKER,
+                            color=color,
+                            ms=6,
+                            mew=1.6,
+                            zorder=4,
+                        )
+                        ax.annotate(
+                            run["status"],
+                            (last["step"], last[y] * scale),
+                            xytext=(4, 0),
+                            textcoords="offset points",
+                            fontsize=6,
+                            color=color,
+                            va="center",
+                        )
                     if run["status"] == "ok":
                         logs.append(finite.set_index("step")[y])
                 if no_log:
-                    footnotes.append(f"No {TRAIN_LOG_FILE} with '{y}': {C.format_value(h)}, "
-                                     f"seeds {', '.join(no_log)}")
+                    footnotes.append(
+                        f"No {TRAIN_LOG_FILE} with '{y}': {C.format_value(h)}, "
+                        f"seeds {', '.join(no_log)}"
+                    )
                 if logs:
                     common = pd.concat(logs, axis=1, join="inner").mean(axis=1)
                     ax.plot(common.index, common.values * scale, color=color, lw=1.6, zorder=3)
@@ -480,8 +744,11 @@ def plot_learning_curves(runs: pd.DataFrame, out_pdf: Path, *, root: Path | None
             ax.set_ylabel(P.axis_label(y))
             if col:
                 ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
-        handles = P.legend_handles({h: color_map[h] for h in hues}, "cell" if hue == "cell" else C.knob_label(hue),
-                                   extra=("not_ok",))
+        handles = P.legend_handles(
+            {h: color_map[h] for h in hues},
+            "cell" if hue == "cell" else C.knob_label(hue),
+            extra=("not_ok",),
+        )
         handles.insert(-1, Line2D([], [], color="0.3", lw=0.7, alpha=0.5, label="one seed"))
         handles.insert(-1, Line2D([], [], color="0.2", lw=1.6, label="mean over seeds"))
         P.finish(fig, handles, title, footnotes)
@@ -501,9 +768,16 @@ def with_common_compute(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return rows, "call_equivalents"
 
 
-def plot_accuracy_vs_compute(runs: pd.DataFrame, out_pdf: Path, *, y: str = "exact_accuracy",
-                             hue: str = "model", col: str | None = "task", style: str | None = None,
-                             title: str = "Accuracy vs training compute") -> tuple[Path, Path]:
+def plot_accuracy_vs_compute(
+    runs: pd.DataFrame,
+    out_pdf: Path,
+    *,
+    y: str = "exact_accuracy",
+    hue: str = "model",
+    col: str | None = "task",
+    style: str | None = None,
+    title: str = "Accuracy vs training compute",
+) -> tuple[Path, Path]:
     rows, unit = with_common_compute(runs)
     view = {"x": "compute", "y": y, "hue": hue, "style": style, "col": col}
     return plot_view(rows, view, out_pdf, title=title, x_label=P.axis_label("compute", unit))

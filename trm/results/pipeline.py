@@ -9,6 +9,7 @@ import pandas as pd
 
 from trm.results.collect import collect_runs, write_runs_table
 from trm.results.figures import plot_study
+from trm.results.reference import write_reference_table
 from trm.results.tables import write_study_tables
 
 
@@ -53,3 +54,8 @@ def resolution_section(study: dict, scale: str, tests_csv: Path) -> str:
 
 def study_figure(study: dict, manifest_rows: list[dict], scale: str, out_pdf: Path):
     return plot_study(study, runs_frame(manifest_rows, scale), out_pdf)
+
+
+def paper_reference(manifest_rows: list[dict], scale: str, out_dir: Path):
+    """Our numbers beside the published ones for the same settings."""
+    return write_reference_table(runs_frame(manifest_rows, scale), out_dir)

@@ -29,6 +29,7 @@ from trm.results import cells as C  # noqa: E402
 
 FACET_SIZE = (4.0, 3.0)  # inches per panel; the figure grows with the number of panels
 MAX_COLS = 3
+CATEGORY_WIDTH = 1.0  # inches per category on a categorical x axis
 PNG_DPI = 200
 PALETTE = "colorblind"
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -68,6 +69,15 @@ AXIS_LABELS = {
     "train_flops": "Training compute (FLOPs)",
     "compute:flops": "Training compute (FLOPs)",
     "compute:call_equivalents": "Training compute (network calls; backward = 2)",
+    "model": "Model (config name)",
+    "task": "Task",
+    "model.mixer": "Token mixer",
+    "model.share_weights": "One network for z and y updates (shared f)",
+    "model.grad_steps": "Network calls with gradient",
+    "model.halting": "Halting",
+    "model.latents": "Latent features",
+    "model.arch": "Architecture",
+    "train.ema": "EMA of weights",
     "model.n_latent_steps": "Latent steps per cycle (n)",
     "model.n_cycles": "Cycles per supervision step (T)",
     "model.layers": "Layers per network",
@@ -100,17 +110,28 @@ def colors(levels: list) -> dict:
     return {lvl: palette[i % len(palette)] for i, lvl in enumerate(levels)}
 
 
-def facet_grid(n_panels: int, sharey: bool = True):
-    """Figure with one panel per facet (at least one), wrapped at MAX_COLS."""
+def facet_grid(n_panels: int, sharey: bool = True, n_categories: int = 0):
+    """Figure with one panel per facet (at least one), wrapped at MAX_COLS. Panels widen
+    with the number of categories on a categorical x axis so labels keep their room."""
     n = max(n_panels, 1)
     ncols = min(n, MAX_COLS)
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(FACET_SIZE[0] * ncols, FACET_SIZE[1] * nrows),
-                             squeeze=False, sharey=sharey)
+    width = max(FACET_SIZE[0], CATEGORY_WIDTH * n_categories)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width * ncols, FACET_SIZE[1] * nrows), squeeze=False, sharey=sharey
+    )
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
     return fig, flat[:n]
+
+
+def category_ticks(ax, labels: list[str]) -> None:
+    """Tick labels for a categorical axis, slanted when they would collide."""
+    ax.set_xticks(range(len(labels)), labels)
+    longest = max((max(len(part) for part in lbl.split("\n")) for lbl in labels), default=0)
+    if len(labels) > 3 and longest > 8:
+        plt.setp(ax.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor")
 
 
 def use_log_x(values: Iterable[float]) -> bool:
@@ -137,19 +158,40 @@ class NotOkMarks:
 
     def draw(self, ax) -> None:
         trans = blended_transform_factory(ax.transData, ax.transAxes)
-        to_axes = ax.transAxes.inverted()
+        renderer = ax.figure.canvas.get_renderer()
+        right_edge = ax.get_window_extent(renderer).x1
         stacked: dict[float, int] = {}
         for x, text, color in self.items:
             slot = stacked.get(round(x, 9), 0)
             stacked[round(x, 9)] = slot + 1
             y = 0.04 + 0.07 * slot
-            ax.plot([x], [y], NOT_OK_MARKER, color=color, transform=trans, ms=6, mew=1.6,
-                    clip_on=False, zorder=5)
-            frac = to_axes.transform(ax.transData.transform((x, 1.0)))[0]
-            right = frac > 0.6
-            ax.annotate(text, (x, y), xycoords=trans, xytext=(-5 if right else 5, 0),
-                        textcoords="offset points", fontsize=6, va="center",
-                        ha="right" if right else "left", color=color, zorder=5)
+            ax.plot(
+                [x],
+                [y],
+                NOT_OK_MARKER,
+                color=color,
+                transform=trans,
+                ms=6,
+                mew=1.6,
+                clip_on=False,
+                zorder=5,
+            )
+            label = ax.annotate(
+                text,
+                (x, y),
+                xycoords=trans,
+                xytext=(5, 0),
+                textcoords="offset points",
+                fontsize=6,
+                va="center",
+                ha="left",
+                color=color,
+                zorder=5,
+            )
+            # A label that would run past the right edge goes to the left of its mark.
+            if label.get_window_extent(renderer).x1 > right_edge:
+                label.xyann = (-5, 0)
+                label.set_horizontalalignment("right")
 
 
 class _PlainLogFormatter(LogFormatter):
@@ -164,25 +206,40 @@ def plain_log_labels(axis) -> None:
     """Log axes labelled 0.3, 1, 2 rather than 3x10^-1."""
     base = axis.get_transform().base
     axis.set_major_formatter(_PlainLogFormatter(base=base))
-    axis.set_minor_formatter(_PlainLogFormatter(base=base, labelOnlyBase=False,
-                                                minor_thresholds=(2, 0.5)))
+    axis.set_minor_formatter(
+        _PlainLogFormatter(base=base, labelOnlyBase=False, minor_thresholds=(2, 0.5))
+    )
 
 
-def legend_handles(color_map: dict, title: str, marker_map: dict | None = None,
-                   extra: Iterable[str] = ("seed", "mean", "not_ok")) -> list:
+def legend_handles(
+    color_map: dict,
+    title: str,
+    marker_map: dict | None = None,
+    extra: Iterable[str] = ("seed", "mean", "not_ok"),
+) -> list:
     handles = [Line2D([], [], color="none", label=title)] if title else []
     for lvl, col in color_map.items():
         handles.append(Line2D([], [], color=col, marker="o", lw=1.5, label=C.format_value(lvl)))
     for lvl, mk in (marker_map or {}).items():
         handles.append(Line2D([], [], color="0.3", marker=mk, ls="none", label=C.format_value(lvl)))
     if "seed" in extra:
-        handles.append(Line2D([], [], color="0.4", marker="o", ms=3, alpha=0.5, ls="none",
-                              label="one seed"))
+        handles.append(
+            Line2D([], [], color="0.4", marker="o", ms=3, alpha=0.5, ls="none", label="one seed")
+        )
     if "mean" in extra:
         handles.append(Line2D([], [], color="0.2", marker="o", lw=1.2, label="mean ± 95% CI"))
     if "not_ok" in extra:
-        handles.append(Line2D([], [], color="0.2", marker=NOT_OK_MARKER, ls="none", mew=1.6,
-                              label="missing / failed / diverged"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.2",
+                marker=NOT_OK_MARKER,
+                ls="none",
+                mew=1.6,
+                label="missing / failed / diverged",
+            )
+        )
     return handles
 
 
@@ -202,8 +259,9 @@ def save(fig, out_pdf: Path) -> tuple[Path, Path]:
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
     pdf = out_pdf.with_suffix(".pdf")
     png = out_pdf.with_suffix(".png")
-    fig.savefig(pdf, format="pdf", bbox_inches="tight",
-                metadata={"CreationDate": None, "ModDate": None})
+    fig.savefig(
+        pdf, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None}
+    )
     fig.savefig(png, format="png", dpi=PNG_DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return pdf, png

@@ -24,16 +24,31 @@ from trm.results.collect import parse_json_column
 
 REFERENCE_PATH = config.CONFIG_DIR / "paper_reference.yaml"
 TOP_KEYS = {"sources", "datasets", "protocols", "knob_sets", "entries"}
-ENTRY_KEYS = {"id", "source", "where", "status", "setting", "metric", "value", "protocol",
-              "depth", "nfp", "params", "note"}
+ENTRY_KEYS = {
+    "id",
+    "source",
+    "where",
+    "status",
+    "setting",
+    "metric",
+    "value",
+    "protocol",
+    "depth",
+    "nfp",
+    "params",
+    "note",
+}
 REQUIRED_ENTRY_KEYS = {"id", "source", "where", "status", "setting", "metric", "value", "protocol"}
 SETTING_KEYS = {"task", "dataset", "model", "knobs"}
 STATUSES = {"paper", "paper_2nd", "secondary", "unverified"}
 TASKS = {"sudoku", "maze", "arc1", "arc2"}
 ARC_TASKS = {"arc1", "arc2"}
 # Our column for each published metric, in order of preference.
-OUR_METRIC = {"exact_accuracy": ["exact_accuracy"], "pass@2": ["pass@2", "pass_at_2"],
-              "pass@1": ["pass@1", "pass_at_1"]}
+OUR_METRIC = {
+    "exact_accuracy": ["exact_accuracy"],
+    "pass@2": ["pass@2", "pass_at_2"],
+    "pass@1": ["pass@1", "pass_at_1"],
+}
 
 
 class ReferenceError(ValueError):
@@ -49,29 +64,39 @@ def validate_reference(data: dict, where: str = "paper_reference.yaml") -> dict:
         raise ReferenceError(f"{where}: expected a mapping at the top level")
     for key in data:
         if key not in TOP_KEYS:
-            raise ReferenceError(f"{where}: unknown key '{key}' (valid: {', '.join(sorted(TOP_KEYS))})")
+            raise ReferenceError(
+                f"{where}: unknown key '{key}' (valid: {', '.join(sorted(TOP_KEYS))})"
+            )
     spec_keys = _spec_keys()
     sources, protocols = data.get("sources") or {}, data.get("protocols") or {}
     datasets = data.get("datasets") or {}
     seen = set()
     for i, entry in enumerate(data.get("entries") or []):
-        name = f"{where}: entries[{i}]" + (f" ({entry.get('id')})" if isinstance(entry, dict) else "")
+        name = f"{where}: entries[{i}]" + (
+            f" ({entry.get('id')})" if isinstance(entry, dict) else ""
+        )
         if not isinstance(entry, dict):
             raise ReferenceError(f"{name}: expected a mapping")
         for key in entry:
             if key not in ENTRY_KEYS:
-                raise ReferenceError(f"{name}: unknown key '{key}' (valid: {', '.join(sorted(ENTRY_KEYS))})")
+                raise ReferenceError(
+                    f"{name}: unknown key '{key}' (valid: {', '.join(sorted(ENTRY_KEYS))})"
+                )
         for key in REQUIRED_ENTRY_KEYS - set(entry):
             raise ReferenceError(f"{name}: missing key '{key}'")
         if entry["id"] in seen:
             raise ReferenceError(f"{name}: duplicate id '{entry['id']}'")
         seen.add(entry["id"])
         if entry["status"] not in STATUSES:
-            raise ReferenceError(f"{name}: status '{entry['status']}' not one of {', '.join(sorted(STATUSES))}")
+            raise ReferenceError(
+                f"{name}: status '{entry['status']}' not one of {', '.join(sorted(STATUSES))}"
+            )
         if entry["source"] not in sources:
             raise ReferenceError(f"{name}: source '{entry['source']}' is not listed under sources")
         if entry["protocol"] not in protocols:
-            raise ReferenceError(f"{name}: protocol '{entry['protocol']}' is not listed under protocols")
+            raise ReferenceError(
+                f"{name}: protocol '{entry['protocol']}' is not listed under protocols"
+            )
         if entry["value"] is not None and not isinstance(entry["value"], (int, float)):
             raise ReferenceError(f"{name}: value must be a number (percent) or null")
         setting = entry["setting"]
@@ -79,11 +104,15 @@ def validate_reference(data: dict, where: str = "paper_reference.yaml") -> dict:
             raise ReferenceError(f"{name}: setting must be a mapping")
         for key in setting:
             if key not in SETTING_KEYS:
-                raise ReferenceError(f"{name}: unknown key 'setting.{key}' (valid: {', '.join(sorted(SETTING_KEYS))})")
+                raise ReferenceError(
+                    f"{name}: unknown key 'setting.{key}' (valid: {', '.join(sorted(SETTING_KEYS))})"
+                )
         if setting.get("task") not in TASKS:
             raise ReferenceError(f"{name}: setting.task must be one of {', '.join(sorted(TASKS))}")
         if setting.get("dataset") not in datasets:
-            raise ReferenceError(f"{name}: setting.dataset '{setting.get('dataset')}' is not listed under datasets")
+            raise ReferenceError(
+                f"{name}: setting.dataset '{setting.get('dataset')}' is not listed under datasets"
+            )
         for knob in setting.get("knobs") or {}:
             if knob not in spec_keys:
                 raise ReferenceError(f"{name}: setting.knobs '{knob}' is not a RunSpec key")
@@ -109,14 +138,24 @@ def reference_frame(reference: dict | None = None) -> pd.DataFrame:
     rows = []
     for e in ref["entries"]:
         s = e["setting"]
-        rows.append({
-            "id": e["id"], "task": s["task"], "dataset": s["dataset"], "model": s["model"],
-            "metric": e["metric"], "value": e["value"] if e["value"] is not None else math.nan,
-            "status": e["status"], "source": ref["sources"][e["source"]]["ref"], "where": e["where"],
-            "depth": e.get("depth"), "params": e.get("params"),
-            "protocol": e["protocol"], "knobs": json.dumps(s.get("knobs") or {}, sort_keys=True),
-            "note": e.get("note", ""),
-        })
+        rows.append(
+            {
+                "id": e["id"],
+                "task": s["task"],
+                "dataset": s["dataset"],
+                "model": s["model"],
+                "metric": e["metric"],
+                "value": e["value"] if e["value"] is not None else math.nan,
+                "status": e["status"],
+                "source": ref["sources"][e["source"]]["ref"],
+                "where": e["where"],
+                "depth": e.get("depth"),
+                "params": e.get("params"),
+                "protocol": e["protocol"],
+                "knobs": json.dumps(s.get("knobs") or {}, sort_keys=True),
+                "note": e.get("note", ""),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -139,7 +178,11 @@ def _data_label(kind: str, source: str, spec: dict | None) -> str:
     data = (spec or {}).get("data") or {}
     shape = ""
     if data:
-        shape = f"{data.get('task')} {data.get('grid')}x{data.get('grid')}, {data.get('n_train')} train / {data.get('n_test')} test"
+        grid = data.get("grid")
+        shape = (
+            f"{data.get('task')} {grid}x{grid}, "
+            f"{data.get('n_train')} train / {data.get('n_test')} test"
+        )
     if kind == "real":
         head = "real"
     elif kind == "generated":
@@ -163,7 +206,9 @@ def _our_cells(runs: pd.DataFrame) -> list[dict]:
     """One record per (task, model, sig) over all studies, runs counted once."""
     if runs.empty:
         return []
-    unique = runs.drop_duplicates(subset=["sig", "seed", "model", "task"]) if "sig" in runs else runs
+    unique = (
+        runs.drop_duplicates(subset=["sig", "seed", "model", "task"]) if "sig" in runs else runs
+    )
     out = []
     keys = C.CELL_KEYS
     ids = [tuple(C.group_value(k, r[k]) for k in keys) for r in unique.to_dict("records")]
@@ -193,45 +238,104 @@ def reference_table(runs: pd.DataFrame, reference: dict | None = None) -> pd.Dat
         source = next((k for k in group["data_source"] if k), "") if "data_source" in group else ""
         for e in ref["entries"]:
             setting = e["setting"]
-            if setting["task"] != task or not knobs_match(setting.get("knobs") or {}, cell["values"]):
+            if setting["task"] != task or not knobs_match(
+                setting.get("knobs") or {}, cell["values"]
+            ):
                 continue
-            column = next((c for c in OUR_METRIC.get(e["metric"], [e["metric"]])
-                           if c in ok.columns and ok[c].notna().any()), None)
+            column = next(
+                (
+                    c
+                    for c in OUR_METRIC.get(e["metric"], [e["metric"]])
+                    if c in ok.columns and ok[c].notna().any()
+                ),
+                None,
+            )
             ours_metric = column or "exact_accuracy"
-            summary = stats.summarize(pd.to_numeric(ok[ours_metric], errors="coerce")
-                                      if ours_metric in ok.columns else [])
+            summary = stats.summarize(
+                pd.to_numeric(ok[ours_metric], errors="coerce") if ours_metric in ok.columns else []
+            )
             protocol = ref["protocols"][e["protocol"]]
             if task in ARC_TASKS:
-                ours_protocol = (f"{ours_metric} as recorded by our evaluation" if column
-                                 else f"{e['metric']} not recorded; showing exact_accuracy per test input")
+                recorded = next((p for p in group.get("eval_protocol", []) if p), "")
+                ours_protocol = "; ".join(
+                    filter(
+                        None,
+                        [
+                            (
+                                f"{ours_metric}"
+                                if column
+                                else f"{e['metric']} not recorded; showing exact_accuracy"
+                            ),
+                            recorded,
+                        ],
+                    )
+                )
             else:
                 ours_protocol = "exact accuracy at the trained number of supervision steps"
             depth = pd.to_numeric(group["effective_depth"], errors="coerce").dropna()
             params = pd.to_numeric(group["params"], errors="coerce").dropna()
-            rows.append({
-                "reference_id": e["id"], "task": task,
-                "paper_model": setting["model"], "paper_dataset": setting["dataset"],
-                "paper_metric": e["metric"], "paper_value": e["value"] if e["value"] is not None else math.nan,
-                "paper_status": e["status"], "paper_source": f"{ref['sources'][e['source']]['ref']}, {e['where']}",
-                "paper_depth": e.get("depth"), "paper_params": e.get("params"),
-                "paper_protocol": protocol_text(protocol) if task in ARC_TASKS else protocol.get("metric", ""),
-                "ours_model": cell["id"]["model"], "ours_sig": cell["id"]["sig"],
-                "ours_status": C.status_text(counts), "ours_n": summary.n,
-                "ours_mean": summary.mean * 100, "ours_sd": summary.sd * 100,
-                "ours_ci_low": summary.ci_low * 100, "ours_ci_high": summary.ci_high * 100,
-                "ours_metric": ours_metric, "ours_protocol": ours_protocol,
-                "ours_effective_depth": depth.iloc[0] if len(depth) else math.nan,
-                "ours_params": params.iloc[0] if len(params) else math.nan,
-                "ours_data_kind": kind or "unknown",
-                "ours_data": _data_label(kind, source, cell["spec"]),
-                "comparability": _comparability(kind, e),
-                "note": e.get("note", ""),
-            })
-    columns = ["reference_id", "task", "paper_model", "paper_dataset", "paper_metric", "paper_value",
-               "paper_status", "paper_source", "paper_depth", "paper_params", "paper_protocol",
-               "ours_model", "ours_sig", "ours_status", "ours_n", "ours_mean", "ours_sd",
-               "ours_ci_low", "ours_ci_high", "ours_metric", "ours_protocol", "ours_effective_depth",
-               "ours_params", "ours_data_kind", "ours_data", "comparability", "note"]
+            rows.append(
+                {
+                    "reference_id": e["id"],
+                    "task": task,
+                    "paper_model": setting["model"],
+                    "paper_dataset": setting["dataset"],
+                    "paper_metric": e["metric"],
+                    "paper_value": e["value"] if e["value"] is not None else math.nan,
+                    "paper_status": e["status"],
+                    "paper_source": f"{ref['sources'][e['source']]['ref']}, {e['where']}",
+                    "paper_depth": e.get("depth"),
+                    "paper_params": e.get("params"),
+                    "paper_protocol": (
+                        protocol_text(protocol) if task in ARC_TASKS else protocol.get("metric", "")
+                    ),
+                    "ours_model": cell["id"]["model"],
+                    "ours_sig": cell["id"]["sig"],
+                    "ours_status": C.status_text(counts),
+                    "ours_n": summary.n,
+                    "ours_mean": summary.mean * 100,
+                    "ours_sd": summary.sd * 100,
+                    "ours_ci_low": summary.ci_low * 100,
+                    "ours_ci_high": summary.ci_high * 100,
+                    "ours_metric": ours_metric,
+                    "ours_protocol": ours_protocol,
+                    "ours_effective_depth": depth.iloc[0] if len(depth) else math.nan,
+                    "ours_params": params.iloc[0] if len(params) else math.nan,
+                    "ours_data_kind": kind or "unknown",
+                    "ours_data": _data_label(kind, source, cell["spec"]),
+                    "comparability": _comparability(kind, e),
+                    "note": e.get("note", ""),
+                }
+            )
+    columns = [
+        "reference_id",
+        "task",
+        "paper_model",
+        "paper_dataset",
+        "paper_metric",
+        "paper_value",
+        "paper_status",
+        "paper_source",
+        "paper_depth",
+        "paper_params",
+        "paper_protocol",
+        "ours_model",
+        "ours_sig",
+        "ours_status",
+        "ours_n",
+        "ours_mean",
+        "ours_sd",
+        "ours_ci_low",
+        "ours_ci_high",
+        "ours_metric",
+        "ours_protocol",
+        "ours_effective_depth",
+        "ours_params",
+        "ours_data_kind",
+        "ours_data",
+        "comparability",
+        "note",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -242,21 +346,31 @@ def _pct(v: Any) -> str:
 def reference_markdown(table: pd.DataFrame) -> str:
     if table.empty:
         return "_No run matches a published setting._"
-    view = pd.DataFrame({
-        "Task": table["task"], "Paper setting": table["paper_model"],
-        "Paper (%)": [f"{_pct(v)} [{s}]" for v, s in zip(table["paper_value"], table["paper_status"])],
-        "Paper source": table["paper_source"],
-        "Ours": table["ours_model"] + " (" + table["ours_sig"].astype(str) + ")",
-        "Ours (%)": [f"{_pct(m)} ± {_pct(s)}" if n > 1 else (_pct(m) if n else "—")
-                     for m, s, n in zip(table["ours_mean"], table["ours_sd"], table["ours_n"])],
-        "n": table["ours_n"], "Our data": table["ours_data"], "Status": table["ours_status"],
-        "Comparability": table["comparability"],
-    })
+    view = pd.DataFrame(
+        {
+            "Task": table["task"],
+            "Paper setting": table["paper_model"],
+            "Paper (%)": [
+                f"{_pct(v)} [{s}]" for v, s in zip(table["paper_value"], table["paper_status"])
+            ],
+            "Paper source": table["paper_source"],
+            "Ours": table["ours_model"] + " (" + table["ours_sig"].astype(str) + ")",
+            "Ours (%)": [
+                f"{_pct(m)} ± {_pct(s)}" if n > 1 else (_pct(m) if n else "—")
+                for m, s, n in zip(table["ours_mean"], table["ours_sd"], table["ours_n"])
+            ],
+            "n": table["ours_n"],
+            "Our data": table["ours_data"],
+            "Status": table["ours_status"],
+            "Comparability": table["comparability"],
+        }
+    )
     return view.to_markdown(index=False)
 
 
-def write_reference_table(runs: pd.DataFrame, out_dir: Path, name: str = "paper_reference",
-                          reference: dict | None = None) -> dict[str, Path]:
+def write_reference_table(
+    runs: pd.DataFrame, out_dir: Path, name: str = "paper_reference", reference: dict | None = None
+) -> dict[str, Path]:
     """<out_dir>/<name>.csv and .md (the latter also lists the ARC protocols used)."""
     ref = reference or load_reference()
     table = reference_table(runs, ref)
@@ -264,16 +378,23 @@ def write_reference_table(runs: pd.DataFrame, out_dir: Path, name: str = "paper_
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / f"{name}.csv", "md": out_dir / f"{name}.md"}
     table.to_csv(paths["csv"], index=False)
-    lines = ["# Ours vs published", "",
-             "Matching is on task + model knobs only. Rows whose data are SYNTHETIC (generated) "
-             "place our setting beside the paper's; their absolute numbers are not comparable. "
-             "Paper status: paper = printed in the paper; paper_2nd = printed, digits completed "
-             "from a secondary source; secondary / unverified = not from the paper.", "",
-             reference_markdown(table), ""]
+    lines = [
+        "# Ours vs published",
+        "",
+        "Matching is on task + model knobs only. Rows whose data are SYNTHETIC (generated) "
+        "place our setting beside the paper's; their absolute numbers are not comparable. "
+        "Paper status: paper = printed in the paper; paper_2nd = printed, digits completed "
+        "from a secondary source; secondary / unverified = not from the paper.",
+        "",
+        reference_markdown(table),
+        "",
+    ]
     arc = table[table["task"].isin(ARC_TASKS)]
     if len(arc):
         lines += ["## ARC protocols", ""]
-        for pid in sorted({e["protocol"] for e in ref["entries"] if e["id"] in set(arc["reference_id"])}):
+        for pid in sorted(
+            {e["protocol"] for e in ref["entries"] if e["id"] in set(arc["reference_id"])}
+        ):
             lines.append(f"- **{pid}**: {protocol_text(ref['protocols'][pid])}")
         lines.append("")
     paths["md"].write_text("\n".join(lines))

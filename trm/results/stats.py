@@ -109,13 +109,29 @@ class McNemar:
     p_value: float
 
 
+def _pairs(correct_a, correct_b) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per-seed pairs of boolean vectors (one vector, or a list / 2-D array of them)."""
+
+    def rows(x):
+        if (isinstance(x, np.ndarray) and x.ndim == 1) or (len(x) and np.isscalar(x[0])):
+            return [np.asarray(x, dtype=bool)]
+        return [np.asarray(r, dtype=bool).ravel() for r in x]
+
+    ra, rb = rows(correct_a), rows(correct_b)
+    if len(ra) != len(rb):
+        raise ValueError(f"{len(ra)} prediction vectors for A but {len(rb)} for B")
+    for i, (a, b) in enumerate(zip(ra, rb)):
+        if a.shape != b.shape:
+            raise ValueError(f"pair {i}: predictions differ in shape: {a.shape} vs {b.shape}")
+    return list(zip(ra, rb))
+
+
 def _paired_arrays(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
-    """Stack per-seed boolean vectors into [n_pairs, n_test] arrays of equal shape."""
-    a = np.atleast_2d(np.asarray(correct_a, dtype=bool))
-    b = np.atleast_2d(np.asarray(correct_b, dtype=bool))
-    if a.shape != b.shape:
-        raise ValueError(f"paired predictions differ in shape: {a.shape} vs {b.shape}")
-    return a, b
+    """[n_pairs, n_test] arrays; every pair must be on the same test set."""
+    pairs = _pairs(correct_a, correct_b)
+    if len({a.shape for a, _ in pairs}) > 1:
+        raise ValueError("paired bootstrap needs every seed pair on the same test set")
+    return np.stack([a for a, _ in pairs]), np.stack([b for _, b in pairs])
 
 
 def mcnemar_exact(correct_a, correct_b) -> McNemar:
@@ -127,9 +143,9 @@ def mcnemar_exact(correct_a, correct_b) -> McNemar:
     The test conditions on the trained models; seed-to-seed variation is what Welch's
     test across seeds covers.
     """
-    a, b = _paired_arrays(correct_a, correct_b)
-    a_only = int(np.sum(a & ~b))
-    b_only = int(np.sum(~a & b))
+    pairs = _pairs(correct_a, correct_b)
+    a_only = sum(int(np.sum(a & ~b)) for a, b in pairs)
+    b_only = sum(int(np.sum(~a & b)) for a, b in pairs)
     n = a_only + b_only
     p = 1.0 if n == 0 else float(stats.binomtest(a_only, n, 0.5).pvalue)
     return McNemar(a_only, b_only, p)

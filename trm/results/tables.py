@@ -10,6 +10,7 @@ of the others are shown next to n.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from trm.results import cells as C
 from trm.results import stats
-from trm.results.collect import load_correct, parse_json_column, runs_root
+from trm.results.collect import load_correct, parse_json_column, runs_root, with_spec_columns
 
 HEADLINE = "exact_accuracy"
 SUMMARY_METRICS = ["exact_accuracy", "cell_accuracy", "wall_time_s"]
@@ -40,7 +41,9 @@ def headline_metric(study: dict, runs: pd.DataFrame) -> str:
     return HEADLINE
 
 
-def _order_cells(summary: pd.DataFrame, study: dict, rows: pd.DataFrame, knobs: list[str]) -> pd.DataFrame:
+def _order_cells(
+    summary: pd.DataFrame, study: dict, rows: pd.DataFrame, knobs: list[str]
+) -> pd.DataFrame:
     tasks = [str(t) for t in study.get("tasks") or []]
     models = C.model_order(study, rows)
 
@@ -49,30 +52,50 @@ def _order_cells(summary: pd.DataFrame, study: dict, rows: pd.DataFrame, knobs: 
 
     def key(i: int) -> tuple:
         r = summary.iloc[i]
-        return (rank(tasks, r["task"]), C.sort_key(r["task"]), rank(models, r["model"]),
-                *(C.sort_key(r[k]) for k in knobs), C.sort_key(r["sig"]))
+        return (
+            rank(tasks, r["task"]),
+            C.sort_key(r["task"]),
+            rank(models, r["model"]),
+            *(C.sort_key(r[k]) for k in knobs),
+            C.sort_key(r["sig"]),
+        )
 
     return summary.iloc[sorted(range(len(summary)), key=key)].reset_index(drop=True)
 
 
+@dataclass
+class StudyRuns:
+    study: dict  # with its scale tweak applied
+    raw: pd.DataFrame  # the study's runs as collected: a blank knob = the model's own value
+    rows: pd.DataFrame  # the same with shown knobs filled from the resolved spec
+    knobs: list[str]  # varied knobs: they define the study's factors and contrasts
+    shown: list[str]  # knobs shown in tables: varied ones + the figure's dotted keys
+
+
+def study_runs(study: dict, runs: pd.DataFrame) -> StudyRuns:
+    raw = C.study_rows(study, runs)
+    study = C.at_scale(study, raw)
+    shown = C.shown_knobs(study, raw)
+    return StudyRuns(study, raw, with_spec_columns(raw, shown), C.varied_knobs(study, raw), shown)
+
+
 def summary_table(study: dict, runs: pd.DataFrame) -> pd.DataFrame:
     """Machine-readable summary (accuracies as fractions, as in runs.csv)."""
-    rows = C.study_rows(study, runs)
-    knobs = C.varied_knobs(study, rows)
+    s = study_runs(study, runs)
     metric = headline_metric(study, runs)
     metrics = list(dict.fromkeys([metric] + SUMMARY_METRICS))
-    summary = C.summarize_groups(rows, C.CELL_KEYS, metrics, carry=knobs + CARRY)
-    for k in knobs + CARRY:
+    summary = C.summarize_groups(s.rows, C.CELL_KEYS, metrics, carry=s.shown + CARRY)
+    for k in s.shown + CARRY:
         if k not in summary.columns:
             summary[k] = math.nan
     if summary.empty:
         summary["best"] = pd.Series(dtype=bool)
     else:
-        summary = _order_cells(summary, study, rows, knobs)
+        summary = _order_cells(summary, s.study, s.rows, s.shown)
         mean = pd.to_numeric(summary[f"{metric}_mean"])
         best = mean.groupby(summary["task"]).transform("max")
         summary["best"] = mean.notna() & (mean == best)
-    lead = ["task", "model"] + knobs + ["sig", "status", "status_text"]
+    lead = ["task", "model"] + s.shown + ["sig", "status", "status_text"]
     return summary[lead + [c for c in summary.columns if c not in lead]]
 
 
@@ -98,8 +121,9 @@ def metric_title(metric: str) -> str:
     return f"{name} (%)" if C.is_accuracy(metric) else name
 
 
-def display_table(summary: pd.DataFrame, knobs: list[str], metric: str,
-                  pm: str = " ± ", bold=lambda s: f"**{s}**") -> pd.DataFrame:
+def display_table(
+    summary: pd.DataFrame, knobs: list[str], metric: str, pm: str = " ± ", bold=lambda s: f"**{s}**"
+) -> pd.DataFrame:
     """Human-readable strings: mean ± sd, CI, n with status, depth, params, data."""
     pct = C.is_accuracy(metric)
     out = []
@@ -108,8 +132,14 @@ def display_table(summary: pd.DataFrame, knobs: list[str], metric: str,
             mean_sd = _fmt_number(r[f"{metric}_mean"], pct)
             if not (isinstance(r[f"{metric}_sd"], float) and math.isnan(r[f"{metric}_sd"])):
                 mean_sd += pm + _fmt_number(r[f"{metric}_sd"], pct)
-            ci = (f"[{_fmt_number(r[f'{metric}_ci_low'], pct)}, {_fmt_number(r[f'{metric}_ci_high'], pct)}]"
-                  if r[f"{metric}_ci_method"] else DASH)
+            ci = (
+                "[{}, {}]".format(
+                    _fmt_number(r[f"{metric}_ci_low"], pct),
+                    _fmt_number(r[f"{metric}_ci_high"], pct),
+                )
+                if r[f"{metric}_ci_method"]
+                else DASH
+            )
         else:
             mean_sd, ci = DASH, DASH
         if r.get("best"):
@@ -126,8 +156,20 @@ def display_table(summary: pd.DataFrame, knobs: list[str], metric: str,
         rec["Data"] = C.format_value(r.get("data_kind")) if r.get("data_kind") else DASH
         rec["Status"] = r["status_text"]
         out.append(rec)
-    columns = ["Task", "Model"] + [C.knob_label(k) for k in knobs] + [
-        metric_title(metric), "95% CI", "Seeds", "Cell acc. (%)", "Depth", "Params", "Data", "Status"]
+    columns = (
+        ["Task", "Model"]
+        + [C.knob_label(k) for k in knobs]
+        + [
+            metric_title(metric),
+            "95% CI",
+            "Seeds",
+            "Cell acc. (%)",
+            "Depth",
+            "Params",
+            "Data",
+            "Status",
+        ]
+    )
     frame = pd.DataFrame(out, columns=columns)
     if metric == "cell_accuracy":
         frame = frame.drop(columns="Cell acc. (%)")
@@ -138,10 +180,22 @@ def display_table(summary: pd.DataFrame, knobs: list[str], metric: str,
 # LaTeX and Markdown
 # --------------------------------------------------------------------------------------
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-                  "^": r"\textasciicircum{}", "—": "---", "±": r"$\pm$",
-                  "≥": r"$\geq$", "−": "$-$"}
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "—": "---",
+    "±": r"$\pm$",
+    "≥": r"$\geq$",
+    "−": "$-$",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -180,26 +234,74 @@ def to_markdown(display: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------------------
 
 TEST_COLUMNS = [
-    "task", "factor", "a", "b", "a_n", "b_n", "a_mean", "b_mean", "test", "n_pairs",
-    "a_only", "b_only", "diff", "diff_ci_low", "diff_ci_high", "p", "p_holm", "significant",
-    "welch_p", "welch_p_holm", "hedges_g", "g_ci_low", "g_ci_high", "note",
+    "task",
+    "factor",
+    "a",
+    "b",
+    "a_n",
+    "b_n",
+    "a_mean",
+    "b_mean",
+    "test",
+    "n_pairs",
+    "a_only",
+    "b_only",
+    "diff",
+    "diff_ci_low",
+    "diff_ci_high",
+    "p",
+    "p_holm",
+    "significant",
+    "welch_p",
+    "welch_p_holm",
+    "hedges_g",
+    "g_ci_low",
+    "g_ci_high",
+    "note",
 ]
 
 
-def contrasts(summary: pd.DataFrame, factors: list[str]) -> list[tuple[int, int, str]]:
-    """Pairs of cells of the same task that differ in exactly one factor (the model or
-    one knob), all else equal: each comparison isolates one change."""
+def contrasts(cells: list[dict], factors: list[list[str]]) -> list[tuple[int, int, int]]:
+    """(i, j, factor index) for pairs of cells of the same task that differ in exactly one
+    factor, all else equal: each comparison isolates one change.
+
+    A cell gives each knob twice: as the study set it (blank = the model's own value) and,
+    under "resolved", the value that ran. A knob counts as changed only if both differ:
+    trm_mlp vs trm_act is a model contrast although the models' halting differs (the
+    model factor includes its own defaults), and hrm at its default n=2 vs trm with n=2
+    set by the study is a model contrast too (the value that ran is the same).
+    """
+
+    def changed(a: dict, b: dict, col: str) -> bool:
+        if C.normalize(a.get(col)) == C.normalize(b.get(col)):
+            return False
+        ra, rb = (c.get("resolved", {}).get(col) for c in (a, b))
+        if col == "model" or ra is None or rb is None:
+            return True
+        return C.normalize(ra) != C.normalize(rb)
+
     pairs = []
-    for i in range(len(summary)):
-        for j in range(i + 1, len(summary)):
-            a, b = summary.iloc[i], summary.iloc[j]
+    for i in range(len(cells)):
+        for j in range(i + 1, len(cells)):
+            a, b = cells[i], cells[j]
             if a["task"] != b["task"]:
                 continue
-            differ = [f for f in factors if C.normalize(a[f]) != C.normalize(b[f])]
+            differ = [f for f, cols in enumerate(factors) if any(changed(a, b, c) for c in cols)]
             if len(differ) == 1:
                 pairs.append((i, j, differ[0]))
-    pairs.sort(key=lambda p: (p[2] != "model", p[0], p[1]))
+    pairs.sort(key=lambda p: (p[2], p[0], p[1]))
     return pairs
+
+
+def _factor_values(raw: pd.DataFrame, cell: pd.Series, knobs: list[str]) -> dict:
+    """The cell's knob values as the study set them, and (resolved) as they ran."""
+    members = _members(raw, cell)
+    values = {"task": cell["task"], "model": cell["model"], "resolved": {}}
+    for k in knobs:
+        v = members[k].dropna() if k in members.columns else pd.Series(dtype=object)
+        values[k] = C.normalize(v.iloc[0]) if len(v) else None
+        values["resolved"][k] = C.normalize(cell.get(k))
+    return values
 
 
 def _members(rows: pd.DataFrame, cell: pd.Series) -> pd.DataFrame:
@@ -217,8 +319,12 @@ def _data_section(spec_json: Any) -> Any:
 def paired_predictions(a_runs: pd.DataFrame, b_runs: pd.DataFrame, root: Path):
     """Per-seed boolean correctness arrays for seeds both cells finished with predictions
     on the same test set; (arrays_a, arrays_b, note)."""
+
     def usable(df):
-        ok = df[(df["status"] == "ok") & df["has_predictions"].map(C.normalize).fillna(False).astype(bool)]
+        ok = df[
+            (df["status"] == "ok")
+            & df["has_predictions"].map(C.normalize).fillna(False).astype(bool)
+        ]
         return {int(C.normalize(r["seed"])): r for r in ok.to_dict("records")}
 
     ra, rb = usable(a_runs), usable(b_runs)
@@ -242,20 +348,27 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None)
     """One row per contrast: paired McNemar + paired bootstrap when per-puzzle predictions
     exist for shared seeds, else Welch across seeds; Holm across the study."""
     root = runs_root(runs, root)
-    rows = C.study_rows(study, runs)
-    knobs = C.varied_knobs(study, rows)
+    s = study_runs(study, runs)
     metric = headline_metric(study, runs)
     summary = summary_table(study, runs)
+    factors = C.study_factors(s.study, s.knobs)
+    values = [_factor_values(s.raw, summary.iloc[i], s.knobs) for i in range(len(summary))]
     out = []
-    for i, j, factor in contrasts(summary, ["model"] + knobs):
+    for i, j, f in contrasts(values, factors):
         a, b = summary.iloc[i], summary.iloc[j]
-        a_runs, b_runs = _members(rows, a), _members(rows, b)
+        a_runs, b_runs = _members(s.rows, a), _members(s.rows, b)
         a_vals = pd.to_numeric(a_runs.loc[a_runs["status"] == "ok", metric], errors="coerce")
         b_vals = pd.to_numeric(b_runs.loc[b_runs["status"] == "ok", metric], errors="coerce")
-        rec = {"task": a["task"], "factor": factor,
-               "a": C.cell_label(a, knobs), "b": C.cell_label(b, knobs),
-               "a_n": int(a_vals.notna().sum()), "b_n": int(b_vals.notna().sum()),
-               "a_mean": a[f"{metric}_mean"], "b_mean": b[f"{metric}_mean"]}
+        rec = {
+            "task": a["task"],
+            "factor": C.factor_label(factors[f]),
+            "a": C.cell_label(a, s.shown),
+            "b": C.cell_label(b, s.shown),
+            "a_n": int(a_vals.notna().sum()),
+            "b_n": int(b_vals.notna().sum()),
+            "a_mean": a[f"{metric}_mean"],
+            "b_mean": b[f"{metric}_mean"],
+        }
         welch = stats.welch_test(a_vals, b_vals)
         g, g_lo, g_hi = stats.hedges_g(a_vals, b_vals)
         rec.update(welch_p=welch.p_value, hedges_g=g, g_ci_low=g_lo, g_ci_high=g_hi)
@@ -265,17 +378,35 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None)
         if xs:
             mc = stats.mcnemar_exact(xs, ys)
             diff, lo, hi = stats.paired_bootstrap_diff(xs, ys)
-            rec.update(test="mcnemar_exact", n_pairs=len(xs), a_only=mc.a_only, b_only=mc.b_only,
-                       diff=diff, diff_ci_low=lo, diff_ci_high=hi, p=mc.p_value)
+            rec.update(
+                test="mcnemar_exact",
+                n_pairs=len(xs),
+                a_only=mc.a_only,
+                b_only=mc.b_only,
+                diff=diff,
+                diff_ci_low=lo,
+                diff_ci_high=hi,
+                p=mc.p_value,
+            )
         elif rec["a_n"] and rec["b_n"]:
-            rec.update(test="welch", n_pairs=0, diff=welch.diff, diff_ci_low=welch.ci_low,
-                       diff_ci_high=welch.ci_high, p=welch.p_value)
+            rec.update(
+                test="welch",
+                n_pairs=0,
+                diff=welch.diff,
+                diff_ci_low=welch.ci_low,
+                diff_ci_high=welch.ci_high,
+                p=welch.p_value,
+            )
             if not np.isfinite(welch.p_value):
                 note = "; ".join(filter(None, [note, "Welch undefined (n < 2 or no spread)"]))
         else:
             rec.update(test="none", n_pairs=0, p=math.nan)
-            empty = [lbl for lbl, n in (("A", rec["a_n"]), ("B", rec["b_n"])) if n == 0]
-            note = f"no finished runs in {' and '.join(empty)} ({a['status'] if 'A' in empty else b['status']})"
+            empty = [
+                f"{lbl} ({cell['status']})"
+                for lbl, cell, n in (("A", a, rec["a_n"]), ("B", b, rec["b_n"]))
+                if n == 0
+            ]
+            note = f"no finished runs in {' and '.join(empty)}"
         rec["note"] = note
         out.append(rec)
     table = pd.DataFrame(out, columns=TEST_COLUMNS)
@@ -295,18 +426,30 @@ def tests_markdown(tests: pd.DataFrame, metric: str) -> str:
     def p(v):
         return DASH if not np.isfinite(v) else (f"{v:.2g}" if v >= 1e-4 else "<1e-4")
 
-    view = pd.DataFrame({
-        "Task": tests["task"], "Factor": tests["factor"].map(C.knob_label),
-        "A": tests["a"], "B": tests["b"],
-        "A − B (pp)" if pct else "A − B": [
-            f"{_fmt_number(d, pct)} [{_fmt_number(lo, pct)}, {_fmt_number(hi, pct)}]"
-            if np.isfinite(d) else DASH
-            for d, lo, hi in zip(tests["diff"], tests["diff_ci_low"], tests["diff_ci_high"])],
-        "Test": tests["test"], "p": tests["p"].map(p), "p (Holm)": tests["p_holm"].map(p),
-        "Hedges g [95% CI]": [f"{g:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(g) else DASH
-                              for g, lo, hi in zip(tests["hedges_g"], tests["g_ci_low"], tests["g_ci_high"])],
-        "Note": tests["note"].fillna(""),
-    })
+    view = pd.DataFrame(
+        {
+            "Task": tests["task"],
+            "Factor": tests["factor"],
+            "A": tests["a"],
+            "B": tests["b"],
+            "A − B (pp)" if pct else "A − B": [
+                (
+                    f"{_fmt_number(d, pct)} [{_fmt_number(lo, pct)}, {_fmt_number(hi, pct)}]"
+                    if np.isfinite(d)
+                    else DASH
+                )
+                for d, lo, hi in zip(tests["diff"], tests["diff_ci_low"], tests["diff_ci_high"])
+            ],
+            "Test": tests["test"],
+            "p": tests["p"].map(p),
+            "p (Holm)": tests["p_holm"].map(p),
+            "Hedges g [95% CI]": [
+                f"{g:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(g) else DASH
+                for g, lo, hi in zip(tests["hedges_g"], tests["g_ci_low"], tests["g_ci_high"])
+            ],
+            "Note": tests["note"].fillna(""),
+        }
+    )
     return view.to_markdown(index=False)
 
 
@@ -324,21 +467,26 @@ NOTES = (
 )
 
 
-def write_study_tables(study: dict, runs: pd.DataFrame, out_dir: Path, *,
-                       root: Path | None = None) -> dict[str, Path]:
+def write_study_tables(
+    study: dict, runs: pd.DataFrame, out_dir: Path, *, root: Path | None = None
+) -> dict[str, Path]:
     """Write <name>.csv, .md, .tex and <name>_tests.csv; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = study["name"]
-    rows = C.study_rows(study, runs)
-    knobs = C.varied_knobs(study, rows)
+    s = study_runs(study, runs)
+    rows = s.raw
     metric = headline_metric(study, runs)
     summary = summary_table(study, runs)
     tests = comparisons_table(study, runs, root)
-    display = display_table(summary, knobs, metric)
+    display = display_table(summary, s.shown, metric)
 
-    paths = {"csv": out_dir / f"{name}.csv", "md": out_dir / f"{name}.md",
-             "tex": out_dir / f"{name}.tex", "tests": out_dir / f"{name}_tests.csv"}
+    paths = {
+        "csv": out_dir / f"{name}.csv",
+        "md": out_dir / f"{name}.md",
+        "tex": out_dir / f"{name}.tex",
+        "tests": out_dir / f"{name}_tests.csv",
+    }
     summary.to_csv(paths["csv"], index=False)
     tests.to_csv(paths["tests"], index=False)
 
@@ -348,10 +496,19 @@ def write_study_tables(study: dict, runs: pd.DataFrame, out_dir: Path, *,
             md += [f"**{key.capitalize()}:** {str(study[key]).strip()}", ""]
     if rows.empty:
         md += ["_No runs of this study are in the runs table._", ""]
-    md += [to_markdown(display), "", NOTES, "", "## Comparisons", "", tests_markdown(tests, metric), ""]
+    md += [
+        to_markdown(display),
+        "",
+        NOTES,
+        "",
+        "## Comparisons",
+        "",
+        tests_markdown(tests, metric),
+        "",
+    ]
     paths["md"].write_text("\n".join(md))
 
-    tex_display = display_table(summary, knobs, metric, pm=" ± ")
+    tex_display = display_table(summary, s.shown, metric, pm=" ± ")
     caption = f"{name}: {str(study.get('description', '')).strip()} {NOTES}".strip()
     paths["tex"].write_text(to_latex(tex_display, caption=caption, label=f"tab:{name}"))
     return paths

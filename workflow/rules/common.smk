@@ -47,5 +47,5 @@ def all_targets():
     out = []
     for name in STUDIES:
         out += [f"results/tables/{name}.csv", f"results/figures/{name}.pdf"]
-    out.append("results/tables/runs.csv")
+    out += ["results/tables/runs.csv", "results/tables/paper_reference.md"]
     return out

@@ -13,6 +13,22 @@ rule runs_table:
         runs_table(json.loads(params.manifest), SCALE, Path(output[0]))
 
 
+rule paper_reference:
+    input:
+        [f"{d}/metrics.json" for d in RUN_BY_DIR],
+    output:
+        csv="results/tables/paper_reference.csv",
+        md="results/tables/paper_reference.md",
+    log:
+        "results/logs/paper_reference.log",
+    params:
+        manifest=json.dumps(S.manifest_rows(RUNS), sort_keys=True),
+    run:
+        from trm.results.pipeline import paper_reference
+
+        paper_reference(json.loads(params.manifest), SCALE, Path(output.csv).parent)
+
+
 rule study_tables:
     input:
         study_metrics,
@@ -20,6 +36,7 @@ rule study_tables:
         csv="results/tables/{study}.csv",
         md="results/tables/{study}.md",
         tex="results/tables/{study}.tex",
+        tests="results/tables/{study}_tests.csv",
     log:
         "results/logs/tables-{study}.log",
     params:

@@ -1,3 +1,6 @@
+from trm import slurm as TRM_SLURM
+
+
 rule write_spec:
     output:
         "results/runs/{task}/{model}/{sig}/seed{seed}/spec.yaml",
@@ -20,11 +23,18 @@ rule train:
     conda:
         "../../environment.yml"
     # Remote jobs only wait here (threads 0, capped by the profile's `train_jobs`);
-    # inline and local runs use one core each.
+    # inline and local runs use one core each. (threads 0 would set OMP_NUM_THREADS=0,
+    # which libgomp rejects: the launcher gets 1, a SLURM job its cpus_per_task.)
     threads: 0 if LAUNCHER == "slurm" else 1
+    # SLURM resources per run (gpu, cpus_per_task, mem_mb, runtime, partition, ...) come
+    # from the config's `slurm:` block (slurm/cluster.yaml) by scale and task; override one
+    # with e.g. --set-resources train:runtime=120. See trm/slurm.py for the vocabulary.
     resources:
+        **TRM_SLURM.snakemake_resources(config, SCALE),
         train_jobs=1,
         launcher=LAUNCHER,
     shell:
-        "python -m trm launch --spec {input.spec} --data {input.data} "
-        "--out $(dirname {output}) --launcher {resources.launcher} > {log} 2>&1"
+        "OMP_NUM_THREADS=1 python -m trm launch --spec {input.spec} --data {input.data} "
+        "--out $(dirname {output}) --launcher {resources.launcher} "
+        + TRM_SLURM.launch_args()
+        + " > {log} 2>&1"

@@ -1,0 +1,121 @@
+"""The runs table: every manifest row appears, with its status, metrics and provenance."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from trm.results.collect import (
+    collect_runs,
+    read_manifest,
+    read_runs_table,
+    accuracy_by_eval_steps,
+    write_runs_table,
+)
+from trm.results.example_runs import write_example_study
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    study, manifest = write_example_study(root, n_test=100)
+    return root, study, manifest, collect_runs(manifest, root)
+
+
+def test_every_manifest_row_is_kept_with_its_status(example):
+    root, study, manifest, runs = example
+    assert len(runs) == len(manifest)
+    counts = runs["status"].value_counts().to_dict()
+    assert counts == {"ok": 13, "missing": 4, "diverged": 1}
+    diverged = runs[runs["status"] == "diverged"].iloc[0]
+    assert "non-finite" in diverged["note"] and diverged["diverged_at_step"] == 120
+    missing = runs[runs["status"] == "missing"]
+    assert missing["exact_accuracy"].isna().all()
+    assert (missing["model.n_latent_steps"] == 6).all()
+
+
+def test_metrics_depth_compute_and_provenance(example):
+    _, _, _, runs = example
+    ok = runs[runs["status"] == "ok"].iloc[0]
+    assert 0 <= ok["exact_accuracy"] <= 1 and ok["n_test"] == 100
+    assert ok["effective_depth"] == 24  # hrm n=2: T(n+1) * layers = 2 * 3 * 4
+    assert ok["n_supervision"] == 4 and ok["eval_n_supervision"] == 4
+    # no FLOPs recorded: (forward + 2 * grad calls) per step x steps
+    assert ok["compute_unit"] == "call_equivalents"
+    assert ok["compute"] == (6 + 2 * 2) * 300
+    assert ok["data_kind"] == "generated" and "generator" in ok["data_source"]
+    assert bool(ok["has_predictions"])
+    assert json.loads(ok["spec_json"])["model"]["layers"] == 4
+
+
+def test_unreadable_metrics_and_unknown_status_count_as_failed(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "metrics.json").write_text("{not json")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "metrics.json").write_text(json.dumps({"status": "weird", "seed": 1}))
+    manifest = pd.DataFrame(
+        [
+            {
+                "study": "s",
+                "task": "sudoku",
+                "model": "trm",
+                "scale": "x",
+                "sig": "abc",
+                "seed": 0,
+                "run_dir": "a",
+            },
+            {
+                "study": "s",
+                "task": "sudoku",
+                "model": "trm",
+                "scale": "x",
+                "sig": "abc",
+                "seed": 0,
+                "run_dir": "b",
+            },
+        ]
+    )
+    runs = collect_runs(manifest, tmp_path)
+    assert list(runs["status"]) == ["failed", "failed"]
+    assert "unreadable" in runs.loc[0, "note"]
+    assert "unknown status" in runs.loc[1, "note"] and "seed=1" in runs.loc[1, "note"]
+
+
+def test_runs_csv_round_trip_keeps_identifiers_as_text(example, tmp_path):
+    _, _, manifest, _ = example
+    manifest = manifest.copy()
+    manifest.loc[0, "sig"] = "1234e56789"  # would parse as a float
+    manifest.loc[1, "sig"] = "0012345678"  # would lose its leading zeros
+    manifest.to_csv(tmp_path / "manifest.csv", index=False)
+    runs = collect_runs(read_manifest(tmp_path / "manifest.csv"), tmp_path / "nowhere")
+    path = write_runs_table(runs, tmp_path / "tables" / "runs.csv")
+    back = read_runs_table(path)
+    assert set(back["sig"]) >= {"1234e56789", "0012345678"}
+    assert (back["status"] == "missing").all()  # root has no run dirs
+    assert write_runs_table(back, tmp_path / "again.csv").read_bytes() == path.read_bytes()
+
+
+def test_accuracy_by_eval_steps_merges_per_step_and_test_time(example):
+    _, _, _, runs = example
+    long = accuracy_by_eval_steps(runs[runs["status"] == "ok"].head(1))
+    assert list(long["eval_steps"]) == [1, 2, 3, 4, 8, 16]  # per_step 1..4 + test_time 1,2,4,8,16
+    assert long["exact_accuracy"].is_monotonic_increasing
+    assert accuracy_by_eval_steps(runs[runs["status"] == "missing"]).empty
+
+
+def test_manifest_without_required_columns_is_rejected():
+    with pytest.raises(ValueError, match="run_dir"):
+        collect_runs(
+            pd.DataFrame(
+                {"study": [], "task": [], "model": [], "scale": [], "sig": [], "seed": []}
+            ),
+            ".",
+        )
+
+
+def test_empty_manifest_gives_empty_table():
+    runs = collect_runs(
+        pd.DataFrame(columns=["study", "task", "model", "scale", "sig", "seed", "run_dir"]), "."
+    )
+    assert runs.empty and "status" in runs.columns and not math.isnan(len(runs))
