@@ -14,6 +14,9 @@ validate(config, "workflow/schemas/config.schema.yaml")
 conda: "environment.yml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
@@ -27,6 +30,7 @@ localrules:
     study_figure,
     runs_table,
     paper_reference,
+    summary_figures,
 
 
 rule all:

@@ -8,7 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 from trm.results.collect import collect_runs, write_runs_table
-from trm.results.figures import plot_study
+from trm.results.figures import (
+    plot_accuracy_vs_compute,
+    plot_learning_curves,
+    plot_study,
+    plot_test_time_depth,
+)
 from trm.results.reference import write_reference_table
 from trm.results.tables import write_study_tables
 
@@ -59,3 +64,12 @@ def study_figure(study: dict, manifest_rows: list[dict], scale: str, out_pdf: Pa
 def paper_reference(manifest_rows: list[dict], scale: str, out_dir: Path):
     """Our numbers beside the published ones for the same settings."""
     return write_reference_table(runs_frame(manifest_rows, scale), out_dir)
+
+
+def summary_figures(manifest_rows: list[dict], scale: str, outputs: dict) -> None:
+    """Figures over every selected run: test-time depth, learning curves, accuracy vs compute.
+    A run shared by several studies appears once."""
+    runs = runs_frame(manifest_rows, scale).drop_duplicates("run_dir")
+    plot_test_time_depth(runs, Path(outputs["test_time_depth"]))
+    plot_learning_curves(runs, Path(outputs["learning_curves"]), root=Path("."))
+    plot_accuracy_vs_compute(runs, Path(outputs["accuracy_vs_compute"]))

@@ -48,4 +48,8 @@ def all_targets():
     for name in STUDIES:
         out += [f"results/tables/{name}.csv", f"results/figures/{name}.pdf"]
     out += ["results/tables/runs.csv", "results/tables/paper_reference.md"]
+    out += [
+        f"results/figures/{f}.pdf"
+        for f in ("test_time_depth", "learning_curves", "accuracy_vs_compute")
+    ]
     return out

@@ -41,6 +41,7 @@ rule study_tables:
         "results/logs/tables-{study}.log",
     params:
         manifest=study_manifest,
+        study=lambda wc: json.dumps(STUDIES[wc.study], sort_keys=True, default=str),
     run:
         from trm.results.pipeline import study_tables
 
@@ -67,6 +68,7 @@ rule study_figure:
         "results/logs/figure-{study}.log",
     params:
         manifest=study_manifest,
+        study=lambda wc: json.dumps(STUDIES[wc.study], sort_keys=True, default=str),
     run:
         from trm.results.pipeline import study_figure
 
@@ -76,3 +78,35 @@ rule study_figure:
             SCALE,
             Path(output[0]),
         )
+
+
+rule summary_figures:
+    input:
+        [f"{d}/metrics.json" for d in RUN_BY_DIR],
+    output:
+        test_time_depth=report(
+            "results/figures/test_time_depth.pdf",
+            caption="../report/test_time_depth.rst",
+            category="Figures",
+            subcategory="all runs",
+        ),
+        learning_curves=report(
+            "results/figures/learning_curves.pdf",
+            caption="../report/learning_curves.rst",
+            category="Figures",
+            subcategory="all runs",
+        ),
+        accuracy_vs_compute=report(
+            "results/figures/accuracy_vs_compute.pdf",
+            caption="../report/accuracy_vs_compute.rst",
+            category="Figures",
+            subcategory="all runs",
+        ),
+    log:
+        "results/logs/summary_figures.log",
+    params:
+        manifest=json.dumps(S.manifest_rows(RUNS), sort_keys=True),
+    run:
+        from trm.results.pipeline import summary_figures
+
+        summary_figures(json.loads(params.manifest), SCALE, dict(output.items()))
