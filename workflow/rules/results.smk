@@ -17,7 +17,12 @@ rule paper_reference:
     input:
         [f"{d}/metrics.json" for d in RUN_BY_DIR],
     output:
-        csv="results/tables/paper_reference.csv",
+        csv=report(
+            "results/tables/paper_reference.csv",
+            caption="../report/paper_reference.rst",
+            category="Tables",
+            subcategory="published numbers",
+        ),
         md="results/tables/paper_reference.md",
     log:
         "results/logs/paper_reference.log",
@@ -33,7 +38,12 @@ rule study_tables:
     input:
         study_metrics,
     output:
-        csv="results/tables/{study}.csv",
+        csv=report(
+            "results/tables/{study}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            subcategory="{study}",
+        ),
         md="results/tables/{study}.md",
         tex="results/tables/{study}.tex",
         tests="results/tables/{study}_tests.csv",
