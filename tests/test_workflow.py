@@ -32,6 +32,15 @@ def test_smoke_study_end_to_end(repo_copy):
     assert pdf.exists() and pdf.read_bytes()[:5] == b"%PDF-"
     runs_csv = pd.read_csv(repo_copy / "results/tables/runs.csv")
     assert len(runs_csv) == len(runs) and set(runs_csv["status"]) == {"ok"}
+    for fig in ("test_time_depth", "learning_curves", "accuracy_vs_compute"):
+        assert (repo_copy / f"results/figures/{fig}.png").exists()
+    md = (repo_copy / "results/tables/depth_scaling.md").read_text()
+    assert "What the `smoke` scale resolves" in md
+    report = snakemake(repo_copy, "--config", "scale=smoke", "studies=depth_scaling",
+                       "--report", "results/report.html")
+    assert report.returncode == 0, report.stderr[-2000:]
+    html = (repo_copy / "results/report.html").read_text(errors="replace")
+    assert "depth_scaling" in html
     # A second invocation has nothing left to do.
     again = snakemake(repo_copy, "--config", "scale=smoke", "studies=depth_scaling", "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
