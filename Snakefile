@@ -28,6 +28,7 @@ localrules:
     write_spec,
     study_tables,
     study_figure,
+    study_extra_figure,
     runs_table,
     paper_reference,
     summary_figures,

@@ -32,6 +32,7 @@ STUDY_KEYS = {
     "figure": dict,
     "scales": dict,  # per-scale tweaks of this study, e.g. {paper: {grid: {...}}}
     "notes": dict,  # per-scale text for the tables: what this scale can and cannot resolve
+    "extra_figures": dict,  # name -> another figure view, drawn to figures/<study>/<name>.pdf
 }
 FIGURE_KEYS = {"x", "y", "hue", "style", "col", "kind", "title"}
 CELL_KEYS = {"task", "model"}  # besides dotted spec keys
@@ -92,6 +93,12 @@ def load_study(path: Path) -> dict:
     for key in (data.get("figure") or {}):
         if key not in FIGURE_KEYS:
             raise _err(path, f"unknown key 'figure.{key}' (valid: {', '.join(sorted(FIGURE_KEYS))})")
+    for fig, view in (data.get("extra_figures") or {}).items():
+        if not isinstance(view, dict):
+            raise _err(path, f"'extra_figures.{fig}' must be a mapping")
+        for key in view:
+            if key not in FIGURE_KEYS:
+                raise _err(path, f"unknown key 'extra_figures.{fig}.{key}' (valid: {', '.join(sorted(FIGURE_KEYS))})")
     for i, cell in enumerate((data.get("include") or []) + (data.get("exclude") or [])):
         if not isinstance(cell, dict):
             raise _err(path, f"include/exclude entry {i} must be a mapping, got {cell!r}")

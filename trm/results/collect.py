@@ -41,8 +41,13 @@ METRIC_FIELDS = [
     "train_flops",
     "wall_time_s",
     "train_time_s",
+    "peak_rss_mb",
+    "peak_gpu_mb",
     "diverged_at_step",
 ]
+# Facts of the run that are not results: they live in run_info.json (metrics.json stays a
+# pure function of spec and data, so a resumed run writes the same bytes).
+RUN_INFO_FIELDS = ("wall_time_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb")
 # metrics.json fields handled separately (never copied as extra columns).
 _STRUCTURED = {
     "status",
@@ -198,9 +203,14 @@ def _run_row(row: dict, root: Path, resolved: dict) -> dict:
     # cell did not set it), which is what defines a study's contrasts. The resolved value
     # is in spec_json; with_spec_columns fills blanks for display.
     spec = _load_spec_dict(run_dir, metrics or None, row, resolved)
+    info = _read_run_info(run_dir)
+    out["device"] = info.get("gpu") or info.get("device") or ""
+    out["git_sha"] = ((info.get("git") or {}).get("sha") or "")[:12]
 
     for field in METRIC_FIELDS:
         value = metrics.get(field)
+        if value is None and field in RUN_INFO_FIELDS:
+            value = info.get(field)
         if value is None and field in DERIVED_COLUMNS:
             value = row.get(field)
         out[field] = math.nan if value is None else value
@@ -226,6 +236,13 @@ def _run_row(row: dict, root: Path, resolved: dict) -> dict:
     out["test_time_json"] = _json(metrics.get("test_time"))
     out["spec_json"] = _json(spec)
     return out
+
+
+def _read_run_info(run_dir: Path) -> dict:
+    try:
+        return json.loads((run_dir / "run_info.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def collect_runs(manifest: pd.DataFrame, root: Path) -> pd.DataFrame:

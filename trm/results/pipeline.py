@@ -57,7 +57,13 @@ def resolution_section(study: dict, scale: str, tests_csv: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def study_figure(study: dict, manifest_rows: list[dict], scale: str, out_pdf: Path):
+def study_figure(study: dict, manifest_rows: list[dict], scale: str, out_pdf: Path,
+                 extra: str | None = None):
+    """The study's figure, or with `extra` one of its `extra_figures` views."""
+    if extra is not None:
+        view = dict(study["extra_figures"][extra])
+        view.setdefault("title", f"{study['name']}: {extra}")
+        study = {**study, "figure": view}
     return plot_study(study, runs_frame(manifest_rows, scale), out_pdf)
 
 

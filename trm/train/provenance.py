@@ -10,6 +10,7 @@ import subprocess
 import time
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
 
 import torch
 
@@ -34,7 +35,7 @@ def git_state() -> dict:
 
 def versions() -> dict:
     out = {"python": platform.python_version(), "torch": torch.__version__}
-    for pkg in ("numpy", "trm-bench", "submitit", "snakemake"):
+    for pkg in ("numpy", "trm-bench", "submitit", "snakemake", "numba", "tensorboard", "wandb"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -44,7 +45,8 @@ def versions() -> dict:
 
 def slurm_env() -> dict:
     keys = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_RESTART_COUNT",
-            "SLURM_JOB_PARTITION", "SLURM_JOB_NODELIST", "CUDA_VISIBLE_DEVICES")
+            "SLURM_JOB_PARTITION", "SLURM_JOB_NODELIST", "SLURM_NTASKS", "SLURM_JOB_NUM_NODES",
+            "CUDA_VISIBLE_DEVICES")
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 
@@ -65,12 +67,26 @@ def run_info(spec: C.RunSpec, trainer, resumed_from: int) -> dict:
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "_t0": time.time(),
         "data_provenance": trainer.train_split.meta.get("provenance", {"kind": "unknown"}),
-        "data_dir": str(trainer.data_dir),
+        "data_dir": str(Path(trainer.data_dir).resolve()),
+        # Data parallelism: world size, backend, where the ranks came from (torchrun/SLURM).
+        "distributed": trainer.comm.describe() if getattr(trainer, "comm", None) else None,
+        "speed": {"bf16": spec.train.bf16, "compile": spec.train.compile, "tf32": spec.train.tf32},
     }
+
+
+def peak_memory_mb(device) -> dict:
+    """Peak resident memory of this process (CPU) and peak allocated GPU memory."""
+    import resource
+
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if device.type == "cuda":
+        out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return out
 
 
 def finish(info: dict, trainer) -> dict:
     return {
+        **peak_memory_mb(trainer.device),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_time_s": round(time.time() - info["_t0"], 3),  # this process only
         "train_time_s": round(trainer.train_time, 3),  # all attempts, from the checkpoint

@@ -21,6 +21,14 @@ DATA_SPECS = {f"{r.task}/{r.data_sig}": C.to_dict(r.spec.data) for r in RUNS}
 LAUNCHER = str(config["launcher"])
 
 
+wildcard_constraints:
+    study=r"[A-Za-z0-9_\-]+",
+    extra=r"[A-Za-z0-9_\-]+",
+    task=r"[A-Za-z0-9_]+",
+    model=r"[A-Za-z0-9_]+",
+    seed=r"\d+",
+
+
 def run_spec(wildcards):
     key = f"results/runs/{wildcards.task}/{wildcards.model}/{wildcards.sig}/seed{wildcards.seed}"
     return C.to_dict(RUN_BY_DIR[key].spec)
@@ -47,6 +55,8 @@ def all_targets():
     out = []
     for name in STUDIES:
         out += [f"results/tables/{name}.csv", f"results/figures/{name}.pdf"]
+        for extra in STUDIES[name].get("extra_figures") or {}:
+            out.append(f"results/figures/{name}/{extra}.pdf")
     out += ["results/tables/runs.csv", "results/tables/paper_reference.md"]
     out += [
         f"results/figures/{f}.pdf"

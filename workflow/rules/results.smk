@@ -120,3 +120,31 @@ rule summary_figures:
         from trm.results.pipeline import summary_figures
 
         summary_figures(json.loads(params.manifest), SCALE, dict(output.items()))
+
+
+rule study_extra_figure:
+    input:
+        study_metrics,
+    output:
+        report(
+            "results/figures/{study}/{extra}.pdf",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="{study}",
+        ),
+        png="results/figures/{study}/{extra}.png",
+    log:
+        "results/logs/figure-{study}-{extra}.log",
+    params:
+        manifest=study_manifest,
+        study=lambda wc: json.dumps(STUDIES[wc.study], sort_keys=True, default=str),
+    run:
+        from trm.results.pipeline import study_figure
+
+        study_figure(
+            STUDIES[wildcards.study],
+            json.loads(params.manifest),
+            SCALE,
+            Path(output[0]),
+            extra=wildcards.extra,
+        )
