@@ -1,25 +1,31 @@
 """Launchers: how the Snakemake `train` rule runs one training run.
 
   inline  in the Snakemake job's own process (laptops, CI)
-  local   a submitit LocalExecutor subprocess (same code path as SLURM, no cluster)
-  slurm   submitit on SLURM; the job id is kept in the run directory so that a restarted
-          Snakemake re-attaches to a live job instead of submitting a second one
+  local   a submitit LocalExecutor subprocess (same job object as SLURM, no cluster)
+  slurm   submitit on SLURM; the job id is kept in RUN_DIR/submitit/job_id so that a
+          restarted Snakemake re-attaches to a live job instead of submitting a second one
+          (see trm/slurm.py for the resource vocabulary, waiting and requeueing)
 
 Whatever the launcher, the outcome of record is RUN_DIR/metrics.json, written last and
 atomically by the training process. A run that raised is recorded as status "failed"
 (so the study still renders and shows it); the launcher exits non-zero for it.
+Bad input (spec, resource names or values) is rejected before anything runs or is submitted.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from pathlib import Path
+
+import submitit
 
 from trm import config as C
 from trm.train import checkpoint as ckpt
 
 JOB_FILE = "submitit/job_id"
+LAUNCHERS = ("inline", "local", "slurm")
 
 
 def finished(run_dir: Path) -> dict | None:
@@ -32,27 +38,49 @@ def finished(run_dir: Path) -> dict | None:
         return None
 
 
-class TrainJob:
+class TrainJob(submitit.helpers.Checkpointable):
     """A small picklable callable (submitit pickles it by reference): spec path in, metrics
-    out. On requeue it simply runs again and resumes from the run's own checkpoint."""
+    out. On preemption, time limit or `scontrol requeue` it simply runs again, and the
+    training loop resumes from the run's own checkpoint (RUN_DIR/checkpoints/latest.pt,
+    written every train.checkpoint_interval steps)."""
 
     def __init__(self, spec_path: str, run_dir: str, data_dir: str | None):
         self.spec_path, self.run_dir, self.data_dir = spec_path, run_dir, data_dir
 
     def __call__(self) -> dict:
+        rank = _export_local_distributed()
         from trm.cli import ensure_data
         from trm.train.loop import run
 
         spec = C.load_spec(Path(self.spec_path))
-        data_dir = ensure_data(spec, self.data_dir)
-        return run(spec, Path(self.run_dir), data_dir)
+        try:
+            data_dir = ensure_data(spec, self.data_dir)
+            # Every task of a multi-GPU job calls run(): the loop joins the process group
+            # the environment describes (SLURM tasks via submitit), and rank 0 writes.
+            return run(spec, Path(self.run_dir), data_dir)
+        except Exception:  # noqa: BLE001 - any crash is recorded as the run's outcome
+            if rank != 0:
+                raise
+            metrics = _record_failure(spec, Path(self.run_dir), traceback.format_exc())
+            print(metrics["error"], flush=True)
+            return metrics
 
-    def checkpoint(self, *args, **kwargs):
-        # submitit calls this on preemption / timeout (USR2): requeue the same callable.
-        # The checkpoint on disk (written every checkpoint_interval steps) is the state.
-        import submitit
-
+    def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
+        # submitit calls this on USR2 (preemption, time limit): requeue the same callable.
+        # The checkpoint on disk is the state; nothing else needs to travel.
         return submitit.helpers.DelayedSubmission(TrainJob(self.spec_path, self.run_dir, self.data_dir))
+
+
+def _export_local_distributed() -> int:
+    """This task's rank. The training loop reads SLURM's task variables itself; a multi-task
+    submitit LocalExecutor job gets torch.distributed's env:// variables (RANK, WORLD_SIZE,
+    LOCAL_RANK, MASTER_ADDR, MASTER_PORT) exported here."""
+    if os.environ.get("SUBMITIT_EXECUTOR") == "local":
+        env = submitit.JobEnvironment()
+        if env.num_tasks > 1 and "WORLD_SIZE" not in os.environ:
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        return env.global_rank
+    return int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0)
 
 
 def _record_failure(spec: C.RunSpec, run_dir: Path, error: str) -> dict:
@@ -71,24 +99,36 @@ def _record_failure(spec: C.RunSpec, run_dir: Path, error: str) -> dict:
 
 def launch(spec_path: Path, run_dir: Path, launcher: str, data_dir: str | None = None,
            resources: dict | None = None) -> int:
+    from trm.slurm import JobFailed, parse_resources, run_submitit
+
+    if launcher not in LAUNCHERS:
+        raise C.SpecError(f"unknown launcher '{launcher}' (valid: {', '.join(LAUNCHERS)})")
     spec = C.load_spec(spec_path)  # bad specs stop here, before anything is submitted
+    res = parse_resources(resources)  # so do bad resource names and values
     run_dir = Path(run_dir)
     done = finished(run_dir)
     if done is not None and done.get("status") == "ok":
         print(f"{run_dir}: already finished")
         return 0
-    job = TrainJob(str(spec_path), str(run_dir), data_dir)
+    # Absolute paths: a SLURM job starts wherever the cluster puts it.
+    job = TrainJob(str(Path(spec_path).resolve()), str(run_dir.resolve()),
+                   str(Path(data_dir).resolve()) if data_dir else None)
     if launcher == "inline":
-        try:
-            metrics = job()
-        except Exception:  # noqa: BLE001 - any crash is recorded as the run's outcome
-            metrics = _record_failure(spec, run_dir, traceback.format_exc())
-            print(metrics["error"])
-    elif launcher in ("local", "slurm"):
-        from trm.slurm import run_submitit
-
-        metrics = run_submitit(job, spec, run_dir, launcher, resources or {})
+        metrics = job()
     else:
-        raise C.SpecError(f"unknown launcher '{launcher}' (valid: inline, local, slurm)")
+        try:
+            metrics = run_submitit(job, spec, run_dir, launcher, res)
+        except JobFailed as e:
+            # The job raised outside the training code (e.g. the node's Python could not
+            # start it, or it timed out too many times): record it like any crash.
+            print(f"error: {e}", flush=True)
+            if finished(run_dir) is None:
+                _record_failure(spec, run_dir, str(e))
+            return 1
+        except (RuntimeError, TimeoutError) as e:
+            # sbatch failed, the job was lost, or waiting timed out: no record, so that a
+            # re-run submits again (or re-attaches) and resumes from the checkpoint.
+            print(f"error: {e}", flush=True)
+            return 1
     print(json.dumps({k: metrics.get(k) for k in ("status", "steps", "exact_accuracy")}))
     return 0 if metrics.get("status") in ("ok", "diverged") else 1

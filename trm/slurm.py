@@ -1,135 +1,559 @@
-"""submitit launching with re-attachment (the Dora pattern).
+"""submitit launching: SLURM with job re-attachment (the Dora pattern), and local.
 
-The SLURM job id is written into RUN_DIR/submitit/job_id as soon as the job is submitted.
-A later launcher for the same run (Snakemake restarted, `--rerun-incomplete`) finds it and,
-if SLURM still lists the job, waits for that job instead of submitting a second one.
-Waiting has a deadline and falls back on `squeue`, because without accounting submitit
-may never see a cancelled job finish.
+One resource vocabulary runs from `slurm/cluster.yaml` through the Snakemake `train` rule
+(`resources:`) to `python -m trm launch --resource key=value` and into sbatch. The names are
+those of Snakemake's SLURM executor plugin where it has one:
+
+  key               sbatch / submitit                 meaning
+  slurm_partition   --partition                       "" = the cluster's default partition
+  slurm_account     --account                         "" = the user's default account
+  qos               --qos
+  constraint        --constraint                      e.g. "a100|h100"
+  gpu               --gpus-per-node (or --gres)       GPUs per run; >1 = one task per GPU
+  gpu_type          gpu:<type>:N                      "" = any GPU
+  gpu_flag          gpus_per_node | gres              how GPUs are asked for
+  cpus_per_task     --cpus-per-task                   per task, i.e. per GPU
+  mem_mb            --mem (per node, MB)              0 = the partition's default
+  runtime           --time (minutes)                  per attempt; a job requeued on its time
+                                                      limit continues from its checkpoint
+  slurm_extra       any other sbatch options          "--exclude=n[01-02] --reservation=r"
+  slurm_setup       batch-script lines before srun    newline-separated (module load ...)
+  slurm_python      python command on the node        "" = this interpreter
+  signal_delay_s    --signal=USR2@N                   warning before the time limit
+  max_num_timeout   requeues on the time limit        then the run fails
+  poll_s            how often the waiter looks        metrics.json stat + one squeue call
+  wait_deadline_min give up waiting after this        0 = runtime x (max_num_timeout+1) + 3 days
+
+Re-attachment. The SLURM job id is written to RUN_DIR/submitit/job_id as soon as sbatch
+returns, and every submission is appended to RUN_DIR/submitit/submissions.log. A later
+launcher for the same run (Snakemake restarted, `--rerun-incomplete`) asks SLURM about that
+id and, if the job is still pending or running, waits for it instead of submitting again.
+Jobs are also named after their run directory, so a launcher killed between sbatch and
+writing job_id still finds its job by name.
+
+Waiting. The outcome of record is RUN_DIR/metrics.json, written last by the job. The waiter
+stats it every poll_s and asks `squeue` (then `sacct`) for the job's state: without
+accounting, submitit never sees a cancelled job finish, so a job that has left the queue
+without a result is reported as lost after a grace period. Waiting has a deadline; when it
+passes, the launcher exits non-zero and leaves the job alone (a re-run re-attaches to it).
+The launcher never cancels a job: stopping Snakemake leaves the jobs running.
+
+Preemption and time limits. The job runs `trm.launch.TrainJob`, a submitit Checkpointable:
+on USR2 submitit requeues the same job (same id), which resumes from the run's checkpoint.
+`scontrol requeue` works the same way.
 """
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
 import os
+import re
+import shlex
+import shutil
+import signal
 import subprocess
 import time
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from trm import config as C
 from trm.train import checkpoint as ckpt
 
-LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED",
-               "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "PREEMPTED"}
+JOB_FILE = "job_id"
+HISTORY_FILE = "submissions.log"
 
-# Resource names shared with Snakemake's SLURM plugin -> submitit parameters.
-RESOURCE_MAP = {
-    "slurm_partition": "slurm_partition",
-    "slurm_account": "slurm_account",
-    "qos": "slurm_qos",
-    "constraint": "slurm_constraint",
-    "cpus_per_task": "cpus_per_task",
-    "runtime": "timeout_min",
-    "gpus": "gpus_per_node",
+# squeue / sacct states of a job that may still produce a result.
+LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING",
+               "COMPLETING", "SUSPENDED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
+MIN_GRACE_S = 10.0  # a job gone from the queue gets this long for its result to show up
+UNKNOWN = "UNKNOWN"  # SLURM could not be asked (controller busy or down): keep waiting
+
+
+class JobFailed(RuntimeError):
+    """The job ran and raised (its traceback is in the message)."""
+
+
+class JobLost(RuntimeError):
+    """The job left the queue without a result (cancelled, out of memory, node failure)."""
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
+               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+# sbatch errors worth retrying (the controller was busy); anything else fails at once.
+TRANSIENT = re.compile(r"timed out|timeout|temporarily unavailable|try again|connection refused|"
+                       r"unable to contact|slurm_receive_msg|Socket", re.I)
+
+
+# --------------------------------------------------------------------------- resources
+@dataclass(frozen=True)
+class Resources:
+    slurm_partition: str = ""
+    slurm_account: str = ""
+    qos: str = ""
+    constraint: str = ""
+    gpu: int = 0
+    gpu_type: str = ""
+    gpu_flag: str = "gpus_per_node"
+    cpus_per_task: int = 1
+    mem_mb: int = 4000
+    runtime: int = 60
+    slurm_extra: str = ""
+    slurm_setup: str = ""
+    slurm_python: str = ""
+    signal_delay_s: int = 120
+    max_num_timeout: int = 3
+    poll_s: float = 10.0
+    wait_deadline_min: float = 0.0
+
+    @property
+    def tasks(self) -> int:
+        return max(1, self.gpu)
+
+    def deadline_min(self) -> float:
+        if self.wait_deadline_min > 0:
+            return self.wait_deadline_min
+        return self.runtime * (self.max_num_timeout + 1) + 3 * 24 * 60
+
+
+KEYS = tuple(f.name for f in fields(Resources))
+GPU_FLAGS = ("gpus_per_node", "gres")
+# (minimum, allowed) for numeric keys
+MINIMUM = {"gpu": 0, "cpus_per_task": 1, "mem_mb": 0, "runtime": 1, "signal_delay_s": 0,
+           "max_num_timeout": 0, "poll_s": 0.01, "wait_deadline_min": 0}
+
+
+def _bad(key: str, value: Any, want: str) -> C.SpecError:
+    return C.SpecError(f"SLURM resource {key}={value!r}: {want}")
+
+
+def parse_resources(raw: dict | None) -> Resources:
+    """Validate `--resource key=value` pairs (values as parsed from YAML or given in Python).
+
+    Unknown keys and bad values raise SpecError naming the key, before anything is submitted.
+    None or "" leaves a key at its default.
+    """
+    out: dict[str, Any] = {}
+    for key, value in (raw or {}).items():
+        if key not in KEYS:
+            near = difflib.get_close_matches(key, KEYS, n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise C.SpecError(f"unknown SLURM resource '{key}'{hint}; valid: {', '.join(KEYS)}")
+        if value is None or value == "":
+            continue
+        default = getattr(Resources, key)
+        if isinstance(default, str):
+            if isinstance(value, (dict, list)):
+                raise _bad(key, value, "must be a string")
+            value = str(value)
+            if key == "gpu_flag" and value not in GPU_FLAGS:
+                raise _bad(key, value, f"must be one of {', '.join(GPU_FLAGS)}")
+            if key in ("slurm_partition", "slurm_account", "qos", "gpu_type") and re.search(r"\s", value):
+                raise _bad(key, value, "must not contain spaces")
+        else:
+            if isinstance(value, bool):
+                raise _bad(key, value, "must be a number")
+            try:
+                num = float(value)
+            except (TypeError, ValueError):
+                raise _bad(key, value, "must be a number") from None
+            if isinstance(default, int):
+                if num != int(num):
+                    raise _bad(key, value, "must be a whole number")
+                num = int(num)
+            if num < MINIMUM[key]:
+                raise _bad(key, value, f"must be >= {MINIMUM[key]}")
+            value = num
+        out[key] = value
+    res = Resources(**out)
+    extra_parameters(res.slurm_extra)  # parse errors surface here, before submission
+    return res
+
+
+def extra_parameters(text: str) -> dict:
+    """'--exclude=n[1-2] --reservation r --exclusive' -> {'exclude': 'n[1-2]', ...}."""
+    try:
+        tokens = shlex.split(text or "")
+    except ValueError as e:
+        raise _bad("slurm_extra", text, f"cannot be split like a shell line: {e}") from None
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--") or len(tok) < 3:
+            raise _bad("slurm_extra", text, f"'{tok}': give long sbatch options (--name=value)")
+        if "=" in tok:
+            key, value = tok[2:].split("=", 1)
+        elif i + 1 < len(tokens) and not tokens[i + 1].startswith("-"):
+            key, value = tok[2:], tokens[i + 1]
+            i += 1
+        else:
+            key, value = tok[2:], True
+        out[key.replace("-", "_")] = value
+        i += 1
+    return out
+
+
+# Defaults of the per-run resources when cluster.yaml says nothing (also the inline/local case).
+JOB_DEFAULTS = {"gpu": 0, "cpus_per_task": 1, "mem_mb": 4000, "runtime": 60}
+SITE_KEYS = {  # cluster.yaml `slurm:` key -> resource key
+    "partition": "slurm_partition",
+    "account": "slurm_account",
+    "qos": "qos",
+    "constraint": "constraint",
+    "gpu_type": "gpu_type",
+    "gpu_flag": "gpu_flag",
+    "extra": "slurm_extra",
+    "setup": "slurm_setup",
+    "python": "slurm_python",
+    "signal_delay_s": "signal_delay_s",
+    "max_num_timeout": "max_num_timeout",
+    "poll_s": "poll_s",
+    "wait_deadline_min": "wait_deadline_min",
 }
 
 
-def squeue_state(job_id: str) -> str | None:
-    """The job's state as squeue sees it, or None when it has left the queue."""
+def run_resources(config: dict, scale: str, task: str) -> dict:
+    """The resources of one training run from the workflow config's `slurm:` block
+    (slurm/cluster.yaml): site settings, then resources.default, resources.<scale>,
+    resources.<scale>.tasks.<task>, each overriding the one before."""
+    s = config.get("slurm") or {}
+    out: dict[str, Any] = {}
+    for name, key in SITE_KEYS.items():
+        value = s.get(name)
+        if name == "setup" and isinstance(value, list):
+            value = "\n".join(str(v) for v in value)
+        if value is not None:
+            out[key] = value
+    table = s.get("resources") or {}
+    per_scale = table.get(scale) or {}
+    job = dict(JOB_DEFAULTS)
+    for layer in (table.get("default") or {}, per_scale, (per_scale.get("tasks") or {}).get(task) or {}):
+        job.update({k: v for k, v in layer.items() if k != "tasks"})
+    out.update(job)
+    return out
+
+
+PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")  # survives YAML parsing as the same string
+YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
+
+
+def snakemake_value(config: dict, scale: str, task: str, key: str) -> int | str:
+    """One resource of the train rule. Numbers stay numbers (Snakemake may schedule on
+    them); strings other than plain words are JSON-quoted so that they survive the shell (`:q`) and YAML parsing
+    of `--resource key=value` unchanged (spaces, colons, '#', newlines of setup lines)."""
+    value = run_resources(config, scale, task).get(key, getattr(Resources, key))
+    if isinstance(getattr(Resources, key), str):
+        value = "" if value is None else str(value)
+        plain = PLAIN.match(value) and value.lower() not in YAML_WORDS
+        return value if plain or value == "" else json.dumps(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise C.SpecError(f"slurm/cluster.yaml: resource {key}={value!r} must be a number")
+    return value if isinstance(value, int) else json.dumps(value)
+
+
+def snakemake_resources(config: dict, scale: str) -> dict:
+    """`resources:` entries for the train rule: every key, computed per task wildcard."""
+    return {k: (lambda wildcards, k=k: snakemake_value(config, scale, wildcards.task, k)) for k in KEYS}
+
+
+def launch_args() -> str:
+    """The matching `--resource key={resources.key:q}` arguments of the train rule's shell."""
+    return " ".join(f"--resource {k}={{resources.{k}:q}}" for k in KEYS)
+
+
+# --------------------------------------------------------------------------- SLURM queries
+def _run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess | None:
     try:
-        out = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"],
-                             capture_output=True, text=True, timeout=30)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except (OSError, subprocess.SubprocessError):
         return None
-    state = out.stdout.strip().splitlines()
-    return state[0].strip() if out.returncode == 0 and state else None
 
 
-def executor_parameters(spec: C.RunSpec, run_dir: Path, resources: dict) -> dict:
-    params = {"name": f"trm-{spec.name}-{spec.data.task}-{C.signature(spec)}-s{spec.train.seed}",
-              "timeout_min": 60, "mem_gb": 4, "cpus_per_task": 1}
-    for key, value in resources.items():
-        if value in (None, ""):
-            continue
-        if key == "mem_mb":
-            params["mem_gb"] = max(1, int(value) // 1024)
-        elif key in RESOURCE_MAP:
-            params[RESOURCE_MAP[key]] = int(value) if key in ("cpus_per_task", "runtime", "gpus") else value
-        elif key in ("signal_delay_s", "max_num_timeout", "wait_deadline_min", "poll_s"):
-            continue  # launcher settings, read below
+def job_state(job_id: str) -> str | None:
+    """The job's state: from squeue while SLURM lists it, else from sacct; None when SLURM
+    does not know the job (any more); UNKNOWN when neither could be asked."""
+    out = _run(["squeue", "-h", "-j", str(job_id), "-o", "%T"])
+    if out is not None and out.returncode == 0:
+        lines = out.stdout.split()
+        if lines:
+            return lines[0].strip()
+    elif out is None or "Invalid job id" not in (out.stderr or ""):
+        return UNKNOWN  # the controller did not answer
+    acct = _run(["sacct", "-X", "-n", "-P", "-j", str(job_id), "-o", "State"])
+    if acct is not None and acct.returncode == 0:
+        states = [s.split()[0] for s in acct.stdout.splitlines() if s.strip()]
+        return states[-1] if states else None
+    return None
+
+
+def jobs_named(name: str) -> list[tuple[str, str]]:
+    """(id, state) of this user's queued jobs with this name."""
+    user = os.environ.get("USER") or _whoami()
+    cmd = ["squeue", "-h", "-n", name, "-o", "%i|%T"] + (["-u", user] if user else [])
+    out = _run(cmd)
+    if out is None or out.returncode != 0:
+        return []
+    rows = [line.split("|", 1) for line in out.stdout.splitlines() if "|" in line]
+    return [(i.strip(), s.strip()) for i, s in rows]
+
+
+def _whoami() -> str | None:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return None
+
+
+# --------------------------------------------------------------------------- submission
+def job_name(spec: C.RunSpec, run_dir: Path) -> str:
+    """Readable and unique per run directory (two checkouts never share a job)."""
+    where = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:8]
+    return f"trm-{spec.data.task}-{spec.name}-{C.signature(spec)}-s{spec.train.seed}-{where}"
+
+
+def slurm_parameters(res: Resources, name: str) -> dict:
+    """submitit SlurmExecutor parameters (sbatch options) for one run."""
+    params: dict[str, Any] = {
+        "job_name": name,
+        "time": int(res.runtime),
+        "nodes": 1,
+        "ntasks_per_node": res.tasks,  # one task per GPU: submitit gives each its rank
+        "cpus_per_task": int(res.cpus_per_task),
+        "signal_delay_s": int(res.signal_delay_s),
+        "stderr_to_stdout": False,
+    }
+    if res.mem_mb:
+        params["mem"] = f"{int(res.mem_mb)}M"
+    if res.gpu:
+        typed = f"{res.gpu_type}:{res.gpu}" if res.gpu_type else str(res.gpu)
+        if res.gpu_flag == "gres":
+            params["gres"] = f"gpu:{typed}"
         else:
-            raise C.SpecError(f"unknown SLURM resource '{key}' (valid: mem_mb, "
-                              f"{', '.join(sorted(RESOURCE_MAP))}, signal_delay_s, max_num_timeout)")
-    gpus = int(params.get("gpus_per_node", 0) or 0)
-    if gpus > 1:
-        params["tasks_per_node"] = gpus  # one task per GPU; ranks from submitit's environment
+            params["gpus_per_node"] = typed
+    for key, value in (("partition", res.slurm_partition), ("account", res.slurm_account),
+                       ("qos", res.qos), ("constraint", res.constraint)):
+        if value:
+            params[key] = value
+    if res.slurm_setup.strip():
+        params["setup"] = [line for line in res.slurm_setup.splitlines() if line.strip()]
+    # requeue: preempted or `scontrol requeue`d jobs come back under the same id.
+    params["additional_parameters"] = {"requeue": True, **extra_parameters(res.slurm_extra)}
     return params
 
 
-def run_submitit(job, spec: C.RunSpec, run_dir: Path, launcher: str, resources: dict) -> dict:
+def sbatch_script(res: Resources, name: str, folder: Path) -> str:
+    """The batch script submitit would write (for checks and --dry-run style tests)."""
+    from submitit.slurm import slurm as S
+
+    return S._make_sbatch_string(command="python -u -m submitit.core._submit FOLDER",
+                                 folder=str(folder), **slurm_parameters(res, name))
+
+
+def _history(folder: Path, line: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with open(folder / HISTORY_FILE, "a") as f:
+        f.write(f"{stamp} {line}\n")
+
+
+def submitted_ids(run_dir: Path) -> list[str]:
+    """Every job id this run directory has submitted, oldest first."""
+    path = Path(run_dir) / "submitit" / HISTORY_FILE
+    if not path.exists():
+        return []
+    return [p.split()[2] for p in path.read_text().splitlines() if p.split()[1:2] == ["submitted"]]
+
+
+def _attach(folder: Path, job_id: str, res: Resources):
     import submitit
 
-    from trm.launch import finished
+    return submitit.SlurmJob(folder=folder / "%j", job_id=str(job_id), tasks=list(range(res.tasks)))
 
-    run_dir = Path(run_dir)
+
+def find_live_job(folder: Path, name: str) -> tuple[str, str] | None:
+    """A pending/running job of this run: the recorded id first, then by job name."""
+    id_file = folder / JOB_FILE
+    if id_file.exists():
+        job_id = id_file.read_text().strip()
+        if job_id:
+            state = job_state(job_id)
+            if state in LIVE_STATES or state == UNKNOWN:
+                return job_id, state
+    for job_id, state in jobs_named(name):
+        if state in LIVE_STATES:
+            return job_id, state
+    return None
+
+
+def recover_result(folder: Path, spec: C.RunSpec, run_dir: Path, res: Resources) -> dict | None:
+    """The recorded job finished while nobody waited (Snakemake was stopped), and then
+    `--rerun-incomplete` removed its metrics.json: rewrite it from the job's own result
+    instead of submitting a second job. Same dict, same writer, so the same bytes."""
+    id_file = folder / JOB_FILE
+    if not id_file.exists():
+        return None
+    job = _attach(folder, id_file.read_text().strip(), res)
+    task = job.task(0) if job.num_tasks > 1 else job
+    if not Path(task.paths.result_pickle).exists():
+        return None
+    try:
+        outcome, metrics = task._get_outcome_and_result()
+    except Exception:  # noqa: BLE001 - unreadable or foreign pickle: just submit again
+        return None
+    if (outcome != "success" or not isinstance(metrics, dict) or metrics.get("status") != "ok"
+            or metrics.get("sig") != C.signature(spec) or metrics.get("seed") != spec.train.seed):
+        return None
+    ckpt.atomic_write_json(run_dir / "metrics.json", metrics)
+    _history(folder, f"recovered {job.job_id}")
+    print(f"job {job.job_id} had finished: metrics.json rewritten from its result", flush=True)
+    return metrics
+
+
+def submit_slurm(job, folder: Path, res: Resources, name: str):
+    import submitit
+
+    ex = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=int(res.max_num_timeout),
+                                python=res.slurm_python or None)
+    ex.update_parameters(**slurm_parameters(res, name))
+    # sbatch exports this environment to the job. Snakemake gives a `threads: 0` job
+    # OMP_NUM_THREADS=0 (invalid): the job gets its own CPU count instead.
+    for var in THREAD_VARS:
+        os.environ[var] = str(res.cpus_per_task)
+    last = None
+    for attempt in range(4):
+        try:
+            with submitit.helpers.clean_env():  # no SLURM_* leaking in from an enclosing job
+                return ex.submit(job)
+        except Exception as e:  # noqa: BLE001 - sbatch failures come in several types
+            last = e
+            if not TRANSIENT.search(str(e)) or attempt == 3:
+                break
+            time.sleep(5 * (attempt + 1))
+            found = jobs_named(name)  # sbatch may have succeeded despite the error
+            live = [j for j, s in found if s in LIVE_STATES]
+            if live:
+                return _attach(folder, live[0], res)
+    raise RuntimeError(f"sbatch failed for {name}: {str(last).strip()[-2000:]}")
+
+
+def run_slurm(job, spec: C.RunSpec, run_dir: Path, res: Resources) -> dict:
+    if shutil.which("sbatch") is None:
+        raise C.SpecError("launcher slurm: 'sbatch' is not on PATH (run Snakemake on a SLURM "
+                          "login node, or use --config launcher=local)")
     folder = run_dir / "submitit"
     folder.mkdir(parents=True, exist_ok=True)
-    id_file = folder / "job_id"
-    poll_s = float(resources.get("poll_s", 5))
-    cluster = "slurm" if launcher == "slurm" else "local"
-    sub_job = None
-    if cluster == "slurm" and id_file.exists():
-        job_id = id_file.read_text().strip()
-        state = squeue_state(job_id)
-        if state in LIVE_STATES:
-            print(f"re-attaching to SLURM job {job_id} ({state})", flush=True)
-            sub_job = submitit.SlurmJob(folder=folder / "%j", job_id=job_id)
-    if sub_job is None:
-        ex = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster,
-                                   slurm_max_num_timeout=int(resources.get("max_num_timeout", 3)))
-        params = executor_parameters(spec, run_dir, resources)
-        if cluster == "slurm":
-            params["slurm_signal_delay_s"] = int(resources.get("signal_delay_s", 120))
-            params["slurm_additional_parameters"] = {"requeue": True}
-        else:
-            params = {k: v for k, v in params.items() if not k.startswith("slurm_")}
-            params.pop("mem_gb", None)
-            params.pop("tasks_per_node", None)
-        ex.update_parameters(**params)
-        sub_job = ex.submit(job)
-        ckpt.atomic_write_text(id_file, str(sub_job.job_id) + "\n")
-        print(f"submitted {cluster} job {sub_job.job_id}", flush=True)
-    timeout_min = float(resources.get("runtime", 60) or 60)
-    deadline_min = float(resources.get("wait_deadline_min", 0) or 0) or (
-        timeout_min * (int(resources.get("max_num_timeout", 3)) + 2) + 30)
-    return wait(sub_job, run_dir, cluster, poll_s, time.time() + 60 * deadline_min)
+    name = job_name(spec, run_dir)
+    live = find_live_job(folder, name)
+    recovered = None if live is not None else recover_result(folder, spec, run_dir, res)
+    if recovered is not None:
+        return recovered
+    if live is not None:
+        job_id, state = live
+        print(f"re-attaching to SLURM job {job_id} ({state}); not submitting", flush=True)
+        _history(folder, f"attached {job_id} {state}")
+        ckpt.atomic_write_text(folder / JOB_FILE, job_id + "\n")
+        sub = _attach(folder, job_id, res)
+    else:
+        sub = submit_slurm(job, folder, res, name)
+        ckpt.atomic_write_text(folder / JOB_FILE, str(sub.job_id) + "\n")
+        _history(folder, f"submitted {sub.job_id} {name}")
+        print(f"submitted SLURM job {sub.job_id} ({name})", flush=True)
+    print(f"job log: {sub.paths.stdout} / {sub.paths.stderr}", flush=True)
+    return wait(sub, run_dir, "slurm", res.poll_s, time.time() + 60 * res.deadline_min())
 
 
-def wait(sub_job, run_dir: Path, cluster: str, poll_s: float, deadline: float) -> dict:
+# --------------------------------------------------------------------------- local
+def run_local(job, spec: C.RunSpec, run_dir: Path, res: Resources) -> dict:
+    """submitit LocalExecutor: the same job object and requeue logic, in a subprocess of
+    this launcher (no re-attachment: stopping the launcher stops the run; a re-run resumes
+    from the checkpoint)."""
+    import submitit
+
+    folder = run_dir / "submitit"
+    ex = submitit.LocalExecutor(folder=folder / "%j", max_num_timeout=int(res.max_num_timeout),
+                                python=res.slurm_python or None)
+    ex.update_parameters(timeout_min=int(res.runtime), gpus_per_node=int(res.gpu),
+                         tasks_per_node=res.tasks, signal_delay_s=int(res.signal_delay_s))
+    sub = ex.submit(job)
+    _history(folder, f"local {sub.job_id}")
+    print(f"started local job {sub.job_id}; log: {sub.paths.stdout}", flush=True)
+
+    def stop(signum, frame):  # Snakemake stopped: do not leave an orphan training
+        sub.cancel(check=False)
+        raise SystemExit(128 + signum)
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return wait(sub, run_dir, "local", min(res.poll_s, 1.0), time.time() + 60 * res.deadline_min())
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# --------------------------------------------------------------------------- waiting
+def _log_tail(sub, n: int = 3000) -> str:
+    text = ""
+    for path in (sub.paths.stderr, sub.paths.stdout):
+        try:
+            text += Path(path).read_text(errors="replace")[-n:]
+        except OSError:
+            pass
+    return text[-n:]
+
+
+def _outcome(sub) -> dict:
+    """The job's own result (task 0), or a RuntimeError carrying its traceback."""
+    task = sub.task(0) if sub.num_tasks > 1 else sub
+    try:
+        result = task.result()
+    except Exception as e:  # noqa: BLE001 - submitit's FailedJobError / UncompletedJobError
+        raise JobFailed(f"job {sub.job_id} failed:\n{e}") from e
+    return result if isinstance(result, dict) else {"status": "unknown", "result": repr(result)}
+
+
+def wait(sub, run_dir: Path, cluster: str, poll_s: float, deadline: float) -> dict:
+    """Until metrics.json exists, the job's result comes back, the job is lost, or the
+    deadline passes. Never cancels the job."""
     from trm.launch import finished
 
-    gone_since = None
+    grace = max(MIN_GRACE_S, 3 * poll_s)  # for a result file to show up after the job left
+    left_at = None
+    last_state = None
+    result_pickle = Path(str(sub.task(0).paths.result_pickle if sub.num_tasks > 1 else sub.paths.result_pickle))
     while True:
         metrics = finished(run_dir)
         if metrics is not None:
             return metrics
-        if sub_job.done():
-            try:
-                return sub_job.result()
-            except Exception as e:  # noqa: BLE001
-                metrics = finished(run_dir)
-                if metrics is not None:
-                    return metrics
-                raise RuntimeError(f"job {sub_job.job_id} failed: {e}") from e
+        if result_pickle.exists() or (cluster == "local" and sub.done()):
+            metrics = finished(run_dir)
+            return metrics if metrics is not None else _outcome(sub)
         if cluster == "slurm":
-            # sacct may be missing or lagging: if squeue no longer lists the job and no
-            # result shows up within a grace period, it was lost (cancelled, OOM, node failure).
-            if squeue_state(sub_job.job_id) is None:
-                gone_since = gone_since or time.time()
-                if time.time() - gone_since > max(60.0, 6 * poll_s):
-                    raise RuntimeError(f"SLURM job {sub_job.job_id} left the queue without a result")
+            state = job_state(sub.job_id)
+            if state != last_state:
+                print(f"job {sub.job_id}: {state}", flush=True)
+                last_state = state
+            if state in LIVE_STATES or state == UNKNOWN:
+                left_at = None
             else:
-                gone_since = None
+                left_at = left_at or time.time()
+                if time.time() - left_at > grace:
+                    raise JobLost(
+                        f"SLURM job {sub.job_id} ended ({state or 'gone from the queue'}) without a "
+                        f"result; re-run to resume from the checkpoint. Log tail:\n{_log_tail(sub)}")
         if time.time() > deadline:
-            raise TimeoutError(f"gave up waiting for job {sub_job.job_id} (deadline passed); "
-                               "it was not cancelled")
+            raise TimeoutError(f"gave up waiting for job {sub.job_id} (deadline passed); it was not "
+                               "cancelled: re-run Snakemake to re-attach")
         time.sleep(poll_s)
+
+
+def run_submitit(job, spec: C.RunSpec, run_dir: Path, launcher: str, res: Resources) -> dict:
+    run_dir = Path(run_dir)
+    if launcher == "slurm":
+        return run_slurm(job, spec, run_dir, res)
+    return run_local(job, spec, run_dir, res)
