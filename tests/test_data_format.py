@@ -119,3 +119,9 @@ def test_pure_python_fallback_gives_identical_data(tmp_path):
                           capture_output=True, text=True, check=True).stdout.strip()
     fast = build_dataset(DataSpec(**spec), tmp_path / "nb")["provenance"]["content_hash"]
     assert slow == fast
+
+
+def test_existing_dataset_from_another_spec_is_an_error(tmp_path):
+    build_dataset(DataSpec(grid=4, blanks=8, n_train=3, n_test=2), tmp_path / "ds")
+    with pytest.raises(ValueError, match="different DataSpec"):
+        build_dataset(DataSpec(grid=4, blanks=8, n_train=4, n_test=2), tmp_path / "ds")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import logging
 import shutil
@@ -84,8 +85,10 @@ def _provenance(data: DataSpec, built: fmt.BuiltData, digest: str) -> dict:
 def build_dataset(data: DataSpec, out_dir: Path) -> dict:
     out_dir = Path(out_dir)
     if fmt.is_complete(out_dir):
+        meta = read_meta(out_dir)
+        _check_same_spec(meta, data, out_dir)
         log.info("dataset already built at %s", out_dir)
-        return read_meta(out_dir)
+        return meta
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists but is not a complete dataset; remove it first")
     started = time.time()
@@ -100,9 +103,10 @@ def build_dataset(data: DataSpec, out_dir: Path) -> dict:
             meta = fmt.split_metadata(arrays, vocab_size=built.vocab_size,
                                       num_puzzle_identifiers=n_ids)
             fmt.write_json(tmp / split / "dataset.json", meta | {"provenance": prov})
-        fmt.write_json(tmp / "identifiers.json", built.identifiers)
+        # Compact: ARC writes ~1M identifiers and the raw evaluation tasks.
+        fmt.write_json(tmp / "identifiers.json", built.identifiers, indent=None)
         for name, obj in built.json_files.items():
-            fmt.write_json(tmp / name, obj)
+            fmt.write_json(tmp / name, obj, indent=None)
         for split, rows in built.raw_rows.items():
             write_rows(tmp / "raw" / f"{split}.csv", rows)
         del built  # release memmaps before the rename
@@ -115,14 +119,25 @@ def build_dataset(data: DataSpec, out_dir: Path) -> dict:
     return read_meta(out_dir)
 
 
+def _check_same_spec(meta: dict, data: DataSpec, out_dir: Path) -> None:
+    """A dataset of ours built from another spec is an error (stale cache), not a silent reuse.
+    `path` may differ (the same raw data moved); foreign datasets carry no spec and pass."""
+    built = meta["provenance"].get("spec")
+    if not built:
+        return
+    want = dataclasses.asdict(data)
+    diff = sorted(k for k in want if k != "path" and built.get(k) != want[k])
+    if diff:
+        raise ValueError(f"{out_dir} was built from a different DataSpec ({', '.join(diff)} "
+                         f"differ: {[(k, built.get(k), want[k]) for k in diff]}); remove it or "
+                         "choose another out_dir")
+
+
 def _build_into(data: DataSpec, work_dir: Path) -> fmt.BuiltData:
     builder = _builder(data.task)
-    try:
+    if "work_dir" in inspect.signature(builder).parameters:  # writes big arrays in place
         return builder(data, work_dir=work_dir)
-    except TypeError as e:
-        if "work_dir" not in str(e):
-            raise
-        return builder(data)
+    return builder(data)
 
 
 # --------------------------------------------------------------------------------------

@@ -27,3 +27,18 @@ def njit(fn):
 
         return numba.njit(cache=True, nogil=True)(fn)
     return fn
+
+
+def njit_parallel(fn):
+    """Like njit, with numba.prange loops run on all cores (plain range without numba)."""
+    if HAVE_NUMBA:
+        import numba
+
+        return numba.njit(cache=True, nogil=True, parallel=True)(fn)
+    return fn
+
+
+if HAVE_NUMBA:
+    from numba import prange  # noqa: E402  (numba recognises only its own prange object)
+else:
+    prange = range

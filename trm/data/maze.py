@@ -6,11 +6,13 @@ Recipe (data notes section 4.2/4.3, implemented from the description, no Searchf
     (30-50% walls; [270, 450] at 30x30); the first num_walls shuffled cells are walls.
   * A task: start and goal are distinct free cells; kept if the shortest plan has at least
     max(W, H) states (Lehnert) and at least `min_moves` moves (HRM: >= 110 at 30x30).
-  * Efficient sampling (4.3): per layout, BFS from up to K random starts; the first start with
-    a goal at distance >= min_moves gets a goal drawn uniformly among those far cells. One task per
-    layout, layouts never repeat, so layouts are disjoint across splits. (Lehnert draws uniform
-    (start, goal) pairs and keeps all that pass: ours weights each qualifying start, not each
-    qualifying pair, equally within a layout - a documented, minor difference.)
+  * Sampling, equivalent to Lehnert's uniform (start, goal) draws but ~100x cheaper: layouts whose
+    double-sweep BFS diameter estimate is below the filter are skipped (they have no qualifying
+    pair, up to the estimate being a lower bound); otherwise up to 100 tries per layout draw a
+    uniform start, BFS from it, accept with probability n_far / n_free and pick the goal uniformly
+    among the n_far cells at distance >= min_moves - exactly a uniform draw over pairs, rejected
+    unless long enough. One task per layout (Lehnert may keep several), layouts never repeat, so
+    layouts are disjoint across splits.
   * Label: the deterministic A* plan (Manhattan heuristic; pop the open cell with the smallest
     f = g + h, ties broken by the smaller position hash x + 100000 * y; a cell's parent changes
     only on a strictly lower g). Shortest paths are almost never unique, so the exact-match
@@ -26,14 +28,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trm.data.jit import njit
+from trm.data.jit import njit, njit_parallel, prange
 
 GENERATOR_VERSION = "trm-maze-lehnert-v1"
 CHARSET = "# SGo"
 WALL, FREE, START, GOAL, PATH = (CHARSET.index(c) + 1 for c in CHARSET)
 VOCAB_SIZE = len(CHARSET) + 1
 PAPER_GRID, PAPER_MIN_MOVES = 30, 110
-STARTS_PER_LAYOUT = 5
+TRIES_PER_LAYOUT = 100  # (start, goal) draws per layout, as Lehnert et al.
+MAX_LAYOUTS = 20_000_000  # give up (clear error) past this many layouts
 
 
 def proportional_min_path(grid: int) -> int:
@@ -86,42 +89,79 @@ def _bfs(free, start, h, w, dist, queue):
                 tail += 1
 
 
-@njit
-def _sample_tasks(wall_order, n_walls, start_u, goal_u, h, w, min_moves, starts, goals):
-    """For each layout, try its K starts; record the first (start, goal) meeting min_moves.
-    starts/goals get -1 where the layout yields nothing."""
-    cells = h * w
-    free = np.empty(cells, np.bool_)
-    dist = np.empty(cells, np.int32)
-    queue = np.empty(cells, np.int32)
-    far = np.empty(cells, np.int32)
-    freelist = np.empty(cells, np.int32)
-    for b in range(wall_order.shape[0]):
-        starts[b] = -1
-        goals[b] = -1
-        for c in range(cells):
-            free[c] = True
+@njit_parallel
+def _layouts(swap_u, n_walls, free):
+    """free[b] = False on the first n_walls[b] cells of a uniform random shuffle (a partial
+    Fisher-Yates driven by swap_u[b, i] in [0, 1)), i.e. a uniform random wall set."""
+    cells = free.shape[1]
+    for b in prange(free.shape[0]):
+        perm = np.arange(cells)
         for i in range(n_walls[b]):
-            free[wall_order[b, i]] = False
+            j = i + int(swap_u[b, i] * (cells - i))
+            perm[i], perm[j] = perm[j], perm[i]
+        for c in range(cells):
+            free[b, c] = True
+        for i in range(n_walls[b]):
+            free[b, perm[i]] = False
+
+
+@njit_parallel
+def _diameter_estimates(free_all, seed_u, h, w, min_moves, out):
+    """Double-sweep BFS (random free cell -> farthest cell -> its eccentricity): a cheap lower
+    bound on the longest shortest path in the seed cell's component, used to skip layouts with
+    no long pair. The second sweep is skipped when 2 * ecc(seed) < min_moves (then no pair in
+    that component can qualify: d(a, b) <= d(a, s) + d(s, b))."""
+    cells = h * w
+    for b in prange(free_all.shape[0]):
+        free = free_all[b]
+        dist = np.empty(cells, np.int32)
+        queue = np.empty(cells, np.int32)
         n_free = 0
         for c in range(cells):
+            n_free += free[c]
+        k = int(seed_u[b] * n_free)
+        s = -1
+        for c in range(cells):
             if free[c]:
-                freelist[n_free] = c
-                n_free += 1
-        if n_free < 2:
+                if k == 0:
+                    s = c
+                    break
+                k -= 1
+        _bfs(free, s, h, w, dist, queue)
+        ecc = dist.max()
+        if 2 * ecc < min_moves:
+            out[b] = 2 * ecc
             continue
-        for k in range(start_u.shape[1]):
-            s = freelist[int(start_u[b, k] * n_free)]
-            _bfs(free, s, h, w, dist, queue)
-            n_far = 0
-            for c in range(cells):
-                if dist[c] >= min_moves:
-                    far[n_far] = c
-                    n_far += 1
-            if n_far > 0:
-                starts[b] = s
-                goals[b] = far[int(goal_u[b, k] * n_far)]
-                break
+        _bfs(free, np.argmax(dist), h, w, dist, queue)
+        out[b] = dist.max()
+
+
+@njit
+def _pick_pair(free, tries_u, h, w, min_moves):
+    """Rejection-sample one (start, goal) pair of a layout, uniform over pairs at distance
+    >= min_moves: start uniform over free cells, accepted with probability n_far / n_free,
+    goal uniform over its far cells. Returns (start, goal) or (-1, -1) if every try fails."""
+    cells = h * w
+    dist = np.empty(cells, np.int32)
+    queue = np.empty(cells, np.int32)
+    freelist = np.empty(cells, np.int32)
+    far = np.empty(cells, np.int32)
+    n_free = 0
+    for c in range(cells):
+        if free[c]:
+            freelist[n_free] = c
+            n_free += 1
+    for t in range(tries_u.shape[0]):
+        s = freelist[int(tries_u[t, 0] * n_free)]
+        _bfs(free, s, h, w, dist, queue)
+        n_far = 0
+        for c in range(cells):
+            if dist[c] >= min_moves:
+                far[n_far] = c
+                n_far += 1
+        if n_far > 0 and tries_u[t, 1] * n_free < n_far:
+            return s, far[int(tries_u[t, 2] * n_far)]
+    return -1, -1
 
 
 @njit
@@ -239,7 +279,7 @@ def bfs_distances(free: np.ndarray, start: int) -> np.ndarray:
 
 
 def generate_mazes(grid: int, count: int, min_moves: int, rng: np.random.Generator,
-                   taken_layouts: set[bytes] | None = None, batch: int = 2048) -> list[Maze]:
+                   taken_layouts: set[bytes] | None = None, batch: int = 4096) -> list[Maze]:
     """`count` mazes on distinct layouts (not in taken_layouts, which is updated)."""
     h = w = grid
     cells = h * w
@@ -249,29 +289,30 @@ def generate_mazes(grid: int, count: int, min_moves: int, rng: np.random.Generat
     out: list[Maze] = []
     tried = 0
     while len(out) < count:
-        order = rng.permuted(np.tile(np.arange(cells, dtype=np.int32), (batch, 1)), axis=1)
         n_walls = rng.integers(lo, hi + 1, size=batch).astype(np.int32)
-        su = rng.random((batch, STARTS_PER_LAYOUT))
-        gu = rng.random((batch, STARTS_PER_LAYOUT))
-        starts = np.empty(batch, np.int64)
-        goals = np.empty(batch, np.int64)
-        _sample_tasks(order, n_walls, su, gu, h, w, min_moves, starts, goals)
+        free_all = np.empty((batch, cells), np.bool_)
+        _layouts(rng.random((batch, hi)), n_walls, free_all)
+        diam = np.empty(batch, np.int32)
+        _diameter_estimates(free_all, rng.random(batch), h, w, min_moves, diam)
         tried += batch
-        for b in np.flatnonzero(starts >= 0):
-            free = np.ones(cells, bool)
-            free[order[b, : n_walls[b]]] = False
+        for b in np.flatnonzero(diam >= min_moves):
+            # Drawn per candidate layout, in order: deterministic whatever the kernels run on.
+            start, goal = _pick_pair(free_all[b], rng.random((TRIES_PER_LAYOUT, 3)), h, w,
+                                     min_moves)
+            if start < 0:
+                continue
+            free = free_all[b].copy()
             key = np.packbits(free).tobytes()
             if key in taken:
                 continue
             taken.add(key)
             free = free.reshape(h, w)
-            path = astar_path(free, int(starts[b]), int(goals[b]))
-            out.append(Maze(free, int(starts[b]), int(goals[b]), path))
+            out.append(Maze(free, int(start), int(goal), astar_path(free, int(start), int(goal))))
             if len(out) == count:
                 break
-        if tried > 2000 * batch and not out:
-            raise RuntimeError(f"no {grid}x{grid} maze with >= {min_moves} moves in {tried} "
-                               "layouts; lower data.min_path")
+        if tried >= MAX_LAYOUTS and len(out) < count:
+            raise RuntimeError(f"only {len(out)} of {count} {grid}x{grid} mazes with >= "
+                               f"{min_moves} moves in {tried} layouts; lower data.min_path")
     return out
 
 

@@ -91,6 +91,17 @@ class SplitBuilder:
             self.puzzle_indices.append(self.puzzle_indices[-1] + len(inp))
         self.group_indices.append(len(self.identifiers))
 
+    def add_group_of_single_examples(self, inputs: np.ndarray, labels: np.ndarray,
+                                     identifier: int = 0) -> None:
+        """A group of P puzzles of one example each, given as [P, seq_len] arrays (fast path)."""
+        inputs = np.asarray(inputs).reshape(-1, self.seq_len)
+        self.inputs.append(inputs)
+        self.labels.append(np.asarray(labels).reshape(-1, self.seq_len))
+        self.identifiers += [int(identifier)] * len(inputs)
+        start = self.puzzle_indices[-1]
+        self.puzzle_indices += range(start + 1, start + len(inputs) + 1)
+        self.group_indices.append(len(self.identifiers))
+
     def finish(self) -> SplitArrays:
         empty = np.zeros((0, self.seq_len), np.uint8)
         out = SplitArrays(
@@ -171,8 +182,8 @@ def write_arrays(split_dir: Path, arrays: dict[str, np.ndarray]) -> None:
         np.save(array_path(split_dir, name), arrays[name])
 
 
-def write_json(path: Path, obj) -> None:
-    Path(path).write_text(json.dumps(obj, indent=1))
+def write_json(path: Path, obj, indent: int | None = 1) -> None:
+    Path(path).write_text(json.dumps(obj, indent=indent))
 
 
 def publish(tmp: Path, out_dir: Path) -> bool:
@@ -198,4 +209,4 @@ class BuiltData:
     identifiers: list[str]  # puzzle identifier -> name; index 0 is "<blank>"
     provenance: dict  # kind, source, version, generator, generator_version (+ task details)
     json_files: dict[str, object] = field(default_factory=dict)  # extra <out>/<name> JSON files
-    raw_rows: dict[str, list] = field(default_factory=dict)  # split -> RawRow list (raw/<split>.csv)
+    raw_rows: dict[str, list] = field(default_factory=dict)  # split -> RawRows: raw/<split>.csv

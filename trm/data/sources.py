@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -53,13 +53,17 @@ def offline_forced() -> bool:
 
 
 def host_reachable(host: str = HF_HOST, timeout: float = CONNECT_TIMEOUT_S) -> bool:
-    """One TCP connect with a short timeout: cheap, and never hangs on a firewalled box."""
+    """One HTTPS HEAD with a short timeout: never hangs on a firewalled box. (A bare TCP connect
+    is not enough: sandboxes may accept connections to any address.) Any HTTP status counts."""
     if offline_forced():
         return False
+    req = urllib.request.Request(f"https://{host}/", method="HEAD")
     try:
-        with socket.create_connection((host, 443), timeout=timeout):
+        with urllib.request.urlopen(req, timeout=timeout):
             return True
-    except OSError:
+    except urllib.error.HTTPError:
+        return True  # the host answered
+    except (OSError, ValueError):
         return False
 
 

@@ -1,6 +1,8 @@
 """Sudoku datasets in the official format.
 
 Tokens (official): 0 PAD, 1 blank, digit d -> d + 1; vocab = grid + 2 (9x9: 11); seq_len = grid^2.
+9x9 with blanks=0 builds the Sudoku-Extreme-like easy/hard mix of sudoku_hard (hard seeds from
+tdoku-format lists in data.path when given).
 Train: n_train original puzzles, one group each, holding the original + n_aug equivalence-
 transformed variants as separate puzzles. Test: n_test puzzles, one group each, not augmented,
 none equivalent to a train puzzle. Every puzzle has identifier 0 (num_puzzle_identifiers 1).
@@ -18,10 +20,10 @@ from trm.data.official_format import BuiltData, SplitBuilder
 from trm.data.raw_csv import RawRow, find_split_csvs, read_rows
 from trm.data.sources import Resolution, SourceError, try_hf
 from trm.data.sudoku_gen import GENERATOR_VERSION, Puzzle, make_distinct_puzzles
-from trm.data.sudoku_symmetry import apply_transform, random_transform
+from trm.data.sudoku_symmetry import apply_transforms, random_transforms
 
 # Independent random streams, so e.g. changing n_aug never changes which puzzles are drawn.
-STREAM_TRAIN, STREAM_TEST, STREAM_AUG, STREAM_SAMPLE = 1, 2, 3, 4
+STREAM_TRAIN, STREAM_TEST, STREAM_AUG, STREAM_SAMPLE, STREAM_SEEDS = 1, 2, 3, 4, 5
 
 
 def rng_for(seed: int, stream: int) -> np.random.Generator:
@@ -59,6 +61,13 @@ def from_row(row: RawRow, n: int) -> Puzzle:
 
 def generated_puzzles(data: DataSpec) -> tuple[list[Puzzle], list[Puzzle], dict]:
     n = data.grid
+    if n == 9 and data.blanks <= 0:
+        from trm.data.sudoku_hard import extreme_mix
+
+        seed_path = data.path if data.path and list(Path(data.path).glob("*.txt")) else None
+        rngs = {"train": rng_for(data.seed, STREAM_TRAIN), "test": rng_for(data.seed, STREAM_TEST),
+                "seeds": rng_for(data.seed, STREAM_SEEDS)}
+        return extreme_mix(data.n_train, data.n_test, seed_path, rngs)
     taken: set[bytes] = set()
     train = make_distinct_puzzles(n, data.blanks, data.n_train, rng_for(data.seed, STREAM_TRAIN),
                                   taken, what="train puzzles")
@@ -84,10 +93,7 @@ def csv_puzzles(data: DataSpec, root: Path, origin: str) -> tuple[list[Puzzle], 
     rng = rng_for(data.seed, STREAM_SAMPLE)
     picked = {}
     for split, want in (("train", data.n_train), ("test", data.n_test)):
-        rows = read_rows(files[split])
-        if want < len(rows):
-            idx = np.sort(rng.choice(len(rows), size=want, replace=False))
-            rows = [rows[i] for i in idx]
+        rows = read_rows(files[split], want, rng)
         picked[split] = [from_row(r, data.grid) for r in rows]
     info = {"kind": "real", "source": origin, "version": "unknown",
             "generator": None, "generator_version": None}
@@ -136,12 +142,12 @@ def tokens(grid: np.ndarray) -> np.ndarray:
 
 
 def augmented_variants(p: Puzzle, n: int, n_aug: int, rng: np.random.Generator):
-    """The original first, then n_aug random equivalence transforms (as the official builder,
-    variants are not deduplicated: with ~1e12 transforms of a 9x9 collisions are negligible)."""
-    yield p.puzzle, p.solution
-    for _ in range(n_aug):
-        t = random_transform(n, rng)
-        yield apply_transform(p.puzzle, n, t), apply_transform(p.solution, n, t)
+    """(puzzles, solutions) [1 + n_aug, n*n]: the original first, then n_aug random equivalence
+    transforms (as the official builder, not deduplicated: a 9x9 has ~1e12 transforms)."""
+    gather, maps = random_transforms(n, n_aug, rng)
+    puzzles = np.concatenate([p.puzzle[None], apply_transforms(p.puzzle, gather, maps)])
+    solutions = np.concatenate([p.solution[None], apply_transforms(p.solution, gather, maps)])
+    return puzzles, solutions
 
 
 def build_sudoku(data: DataSpec) -> BuiltData:
@@ -153,7 +159,8 @@ def build_sudoku(data: DataSpec) -> BuiltData:
     aug_rng = rng_for(data.seed, STREAM_AUG)
     tr = SplitBuilder(seq_len)
     for p in train:
-        tr.add_group((tokens(q), tokens(a), 0) for q, a in augmented_variants(p, n, data.n_aug, aug_rng))
+        qs, as_ = augmented_variants(p, n, data.n_aug, aug_rng)
+        tr.add_group_of_single_examples(tokens(qs), tokens(as_))
     te = SplitBuilder(seq_len)
     for p in test:
         te.add_group([(tokens(p.puzzle), tokens(p.solution), 0)])

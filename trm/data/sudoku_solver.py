@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from trm.data.jit import njit
+from trm.data.jit import njit, njit_parallel, prange
 
 RATING_VERSION = "trm-mrv-singles-v1"
 
@@ -218,14 +218,28 @@ def _ascending(cells, n):
 
 
 @njit
+def _solve_one(grids, i, peers, units, full, cap, order, solutions, nsols, ratings):
+    cand = _givens_to_cand(grids[i], full)
+    nsol, g_first, _ = _search(cand, peers, units, full, cap, order, solutions[i])
+    nsols[i] = nsol
+    ratings[i] = g_first
+
+
+@njit
 def _solve_batch(grids, peers, units, full, cap, solutions, nsols, ratings):
-    n = int(np.sqrt(grids.shape[1]))
-    order = _ascending(grids.shape[1], n)
+    order = _ascending(grids.shape[1], int(np.sqrt(grids.shape[1])))
     for i in range(grids.shape[0]):
-        cand = _givens_to_cand(grids[i], full)
-        nsol, g_first, _ = _search(cand, peers, units, full, cap, order, solutions[i])
-        nsols[i] = nsol
-        ratings[i] = g_first
+        _solve_one(grids, i, peers, units, full, cap, order, solutions, nsols, ratings)
+
+
+@njit_parallel
+def _solve_batch_parallel(grids, peers, units, full, cap, solutions, nsols, ratings):
+    order = _ascending(grids.shape[1], int(np.sqrt(grids.shape[1])))
+    for i in prange(grids.shape[0]):  # puzzles are independent: all cores
+        _solve_one(grids, i, peers, units, full, cap, order, solutions, nsols, ratings)
+
+
+PARALLEL_MIN_BATCH = 32  # below this, starting threads costs more than it saves
 
 
 @njit
@@ -284,7 +298,8 @@ def solve(grids: np.ndarray, n: int, cap: int = 2):
     solutions = np.zeros((B, geo.cells), np.int32)
     nsols = np.zeros(B, np.int32)
     ratings = np.zeros(B, np.int32)
-    _solve_batch(grids, geo.peers, geo.units, geo.full, cap, solutions, nsols, ratings)
+    kernel = _solve_batch_parallel if B >= PARALLEL_MIN_BATCH else _solve_batch
+    kernel(grids, geo.peers, geo.units, geo.full, cap, solutions, nsols, ratings)
     return solutions.astype(np.int8), nsols, ratings
 
 

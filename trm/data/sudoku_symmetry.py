@@ -50,6 +50,33 @@ def apply_transform(grids: np.ndarray, n: int, t: Transform) -> np.ndarray:
     return t.digit_map[g].reshape(*np.shape(grids)[:-1], n * n)
 
 
+def _block_perms(count: int, n_blocks: int, block: int, rng: np.random.Generator) -> np.ndarray:
+    order = np.argsort(rng.random((count, n_blocks)), axis=1)
+    within = np.argsort(rng.random((count, n_blocks, block)), axis=2)
+    return (order[:, :, None] * block + within).reshape(count, n_blocks * block)
+
+
+def random_transforms(n: int, count: int, rng: np.random.Generator):
+    """`count` random transforms at once, as (cell gather index [count, n*n], digit maps
+    [count, n+1]): variant = digit_map[grid[gather]]. Same family as random_transform."""
+    br, bc = BOX_SHAPES[n]
+    digit_maps = np.concatenate(
+        [np.zeros((count, 1), np.int64), np.argsort(rng.random((count, n)), axis=1) + 1], axis=1)
+    transpose = (rng.random(count) < 0.5) & (br == bc)
+    rows = _block_perms(count, n // br, br, rng)
+    cols = _block_perms(count, n // bc, bc, rng)
+    idx = np.arange(n * n).reshape(n, n)
+    r, c = rows[:, :, None], cols[:, None, :]
+    gather = np.where(transpose[:, None, None], idx.T[r, c], idx[r, c]).reshape(count, n * n)
+    return gather, digit_maps
+
+
+def apply_transforms(grid: np.ndarray, gather: np.ndarray, digit_maps: np.ndarray) -> np.ndarray:
+    """One flat grid under many transforms -> [count, n*n]."""
+    moved = np.asarray(grid).reshape(-1)[gather]
+    return np.take_along_axis(digit_maps, moved.astype(np.int64), axis=1)
+
+
 # --------------------------------------------------------------------------------------
 # Equivalence keys
 # --------------------------------------------------------------------------------------
@@ -136,32 +163,31 @@ def canonical_key(puzzle: np.ndarray, n: int) -> bytes:
     return rows[first].tobytes()
 
 
+def _relation_profile(rows, cols, digits, br, bc) -> bytes:
+    """Sorted per-given histograms of how each given relates to every other given (same row,
+    column, band, stack, box, digit): invariant under band/row/stack/column permutations and
+    digit relabelling (a one-round Weisfeiler-Lehman colouring of the givens)."""
+    eq = lambda a: (a[:, None] == a[None, :]).astype(np.int64)  # noqa: E731
+    code = (eq(rows) | eq(cols) << 1 | eq(rows // br) << 2 | eq(cols // bc) << 3
+            | eq((rows // br) * 64 + cols // bc) << 4 | eq(digits) << 5)
+    np.fill_diagonal(code, 64)  # self: its own bin, not counted as a relation
+    hist = np.zeros((len(rows), 65), np.int64)
+    np.add.at(hist, (np.repeat(np.arange(len(rows)), len(rows)), code.reshape(-1)), 1)
+    hist = hist[np.lexsort(hist.T[::-1])] if len(rows) else hist
+    return hist.tobytes()
+
+
 def invariant_key(puzzle: np.ndarray, n: int) -> bytes:
-    """A conservative equivalence fingerprint (equal for equivalent puzzles; rarely equal for
-    inequivalent ones). Used where the exact canonical form is too costly (9x9): rejecting a
-    test puzzle on a key collision only makes the split stricter, never leaky."""
+    """A conservative equivalence fingerprint (equal for equivalent puzzles; very rarely equal
+    for inequivalent ones), for 9x9 where the exact canonical form is too costly. Rejecting a
+    test puzzle on a false collision only makes the split stricter, never leaky."""
     br, bc = BOX_SHAPES[n]
-    g = (np.asarray(puzzle).reshape(n, n) > 0).astype(np.int32)
-    digits = np.asarray(puzzle).reshape(-1)
-    digit_counts = tuple(sorted(np.bincount(digits[digits > 0], minlength=n + 1)[1:].tolist()))
-
-    def line_sig(mask, block):  # clue counts per line, sorted inside blocks, blocks sorted
-        counts = mask.sum(1).reshape(-1, block)
-        return tuple(sorted(tuple(sorted(b)) for b in counts.tolist()))
-
-    def box_sig(mask, rb, cb):  # box clue-count matrix up to band/stack order
-        m = mask.reshape(n // rb, rb, n // cb, cb).sum((1, 3))
-        return min(
-            tuple(m[np.ix_(r, c)].reshape(-1).tolist())
-            for r in itertools.permutations(range(m.shape[0]))
-            for c in itertools.permutations(range(m.shape[1]))
-        )
-
-    sigs = [(line_sig(g, br), line_sig(g.T, bc), box_sig(g, br, bc))]
-    if br == bc:
-        sigs.append((line_sig(g.T, br), line_sig(g, bc), box_sig(g.T, br, bc)))
-    key = repr((min(sigs), digit_counts)).encode()
-    return hashlib.sha1(key).digest()
+    g = np.asarray(puzzle).reshape(n, n).astype(np.int64)
+    keys = []
+    for grid, rb, cb in ([(g, br, bc), (g.T, bc, br)] if br == bc else [(g, br, bc)]):
+        rows, cols = np.nonzero(grid)
+        keys.append(_relation_profile(rows, cols, grid[rows, cols], rb, cb))
+    return hashlib.sha1(min(keys)).digest()
 
 
 def equivalence_key(puzzle: np.ndarray, n: int) -> bytes:

