@@ -177,6 +177,21 @@ def main(argv: list[str] | None = None) -> int:
 
     if argv is None and hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `python -m trm ... | head` exits quietly
+    raw = sys.argv[1:] if argv is None else list(argv)
+    if raw[:1] == ["data"]:
+        # `data build --task T --scale S --out DIR [data.key=value ...]`: the data package's own
+        # command line (data section only; no model layers).
+        if raw[1:2] != ["build"]:
+            print("usage: python -m trm data build --task T [--scale S] --out DIR [key=value ...]",
+                  file=sys.stderr)
+            return 2
+        from trm.data.build import main as data_main
+
+        try:
+            return data_main(raw[2:])
+        except C.SpecError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
