@@ -132,6 +132,11 @@ class EvalSpec:
     # Test-time depth: extra supervision steps evaluated beyond training's N_sup.
     n_supervision: int = 0  # 0 = same as model.n_supervision
     extra_n_supervision: list[int] = field(default_factory=list)
+    # ARC only: False = per-checkpoint voting (each evaluation votes over its own augmented
+    # predictions; HRM notebook); True = TRM's aggregated_voting, votes accumulate over every
+    # evaluation of the run (periodic + final), a de-facto checkpoint ensemble. Changes the
+    # reported pass@K, so it is part of the run signature.
+    arc_aggregated_voting: bool = False
 
 
 @dataclass

@@ -2,20 +2,73 @@
 (halting is never used to stop at test time), and accuracy is read after each step.
 
 Reading accuracy after steps beyond training's N_sup is the test-time depth sweep: the
-same trained weights, more recursion at inference.
+same trained weights, more recursion at inference (trm.train.evaluate_run also varies the
+cycles T and latent steps n).
+
+    ev = evaluate(model, split, n_steps, batch_size, device, indices=..., scorers=[...], comm=...)
+    ev["exact_accuracy"][k - 1]    # headline: all non-ignored tokens right, after k steps
+    ev["cell_accuracy"][k - 1]     # token accuracy over non-ignored labels
+    ev["correct"]                  # [n_steps, n] per-example exact correctness (bool)
+    ev["halting"]                  # halting-head statistics (see halting_stats)
+    ev["scorers"][name]            # task scorers: maze valid-and-optimal, ARC voting
+
+Task scorers (trm.train.maze_eval.MazeScorer, trm.train.arc_eval.ArcScorer) see every batch:
+    ctx = scorer.begin(idx, inputs, labels)        # numpy arrays of the batch
+    scorer.step(ctx, k, preds, q_halt)              # after step k (1-based), numpy
+    payload = scorer.end(ctx)                       # small and picklable
+    result = scorer.finalize([payload, ...])        # payloads in batch order
+Data parallel: batch j (a fixed chunk of `indices`) runs on rank j % world_size, and the
+per-batch records are all-gathered and merged in batch order, so the result is the same
+(bit for bit on CPU) for any number of ranks, and identical on every rank.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import torch
 
 from trm.data.dataset import PuzzleSplit
 
+# Salt of the fixed periodic-eval subsample, so it never coincides with a training stream.
+SUBSAMPLE_SALT = 0xE7A1
+
 
 def example_puzzle_ids(split: PuzzleSplit) -> np.ndarray:
     counts = np.diff(split.puzzle_indices)
     return np.repeat(split.puzzle_identifiers, counts)
+
+
+def ignore_label_id(split: PuzzleSplit) -> int:
+    v = split.meta.get("ignore_label_id", 0)
+    return -100 if v is None else int(v)
+
+
+def eval_indices(split: PuzzleSplit, max_examples: int, seed: int) -> np.ndarray:
+    """The examples a (periodic) evaluation uses: all of them when max_examples <= 0 or the
+    split is no larger, else a FIXED seeded subsample of whole groups (an ARC task comes with
+    all its augmented variants, so voting stays meaningful): groups in a seeded random order
+    are taken until at least max_examples examples are in. The seed is the data seed, so every
+    run on one dataset is evaluated on the same subsample. Sorted example indices."""
+    n = split.num_examples
+    if max_examples <= 0 or max_examples >= n:
+        return np.arange(n, dtype=np.int64)
+    rng = np.random.default_rng([SUBSAMPLE_SALT, int(seed)])
+    g, p = split.group_indices, split.puzzle_indices
+    order = rng.permutation(len(g) - 1)
+    starts, ends = p[g[order]], p[g[order + 1]]
+    cum = np.cumsum(ends - starts)
+    take = int(np.searchsorted(cum, max_examples) + 1)
+    idx = np.concatenate([np.arange(a, b) for a, b in zip(starts[:take], ends[:take])])
+    return np.sort(idx).astype(np.int64)
+
+
+def autocast(device: torch.device, bf16: bool):
+    """bf16 autocast (GPU speed path; also runs on CPU); a no-op when bf16 is off."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 @torch.no_grad()
@@ -26,45 +79,126 @@ def evaluate(
     batch_size: int,
     device: torch.device,
     max_examples: int = 0,
+    *,
+    indices: np.ndarray | None = None,
+    scorers=(),
+    comm=None,
+    bf16: bool = False,
+    forward=None,
+    halting_at: int | None = None,
 ) -> dict:
-    """Returns per-step exact/cell accuracy lists (index k = after k+1 steps), the per-example
-    exact correctness after every step ([n_steps, N] bool), and halting statistics."""
+    """Run every example of `indices` (default: the first max_examples, or all) for n_steps
+    supervision steps. `forward` replaces model.__call__ (e.g. a compiled wrapper)."""
     was_training = model.training
     model.eval()
-    ignore = int(split.meta.get("ignore_label_id", 0) if split.meta.get("ignore_label_id") is not None else -100)
-    n = len(split.inputs) if max_examples <= 0 else min(max_examples, len(split.inputs))
+    fwd = forward or model
+    ignore = ignore_label_id(split)
+    if indices is None:
+        n_all = split.num_examples
+        indices = np.arange(n_all if max_examples <= 0 else min(max_examples, n_all))
+    indices = np.asarray(indices, dtype=np.int64)
+    n = len(indices)
+    rank, world = (comm.rank, comm.world_size) if comm is not None else (0, 1)
     pids_all = example_puzzle_ids(split)
-    exact = np.zeros((n_steps, n), dtype=bool)
-    cells_correct = np.zeros(n_steps, dtype=np.int64)
-    cells_total = 0
-    first_halt = np.full(n, n_steps + 1, dtype=np.int64)  # first step whose halt logit > 0
-    q_halt_last = np.zeros(n, dtype=np.float32)
-    for start in range(0, n, batch_size):
-        end = min(start + batch_size, n)
-        inputs = torch.as_tensor(split.inputs[start:end], dtype=torch.long, device=device)
-        labels = torch.as_tensor(split.labels[start:end], dtype=torch.long, device=device)
-        pids = torch.as_tensor(pids_all[start:end], dtype=torch.long, device=device)
+    records = []
+    for j, start in enumerate(range(0, n, batch_size)):
+        if j % world != rank:
+            continue
+        idx = indices[start:start + batch_size]
+        inp_np = np.asarray(split.inputs[idx])
+        lab_np = np.asarray(split.labels[idx])
+        inputs = torch.as_tensor(inp_np, dtype=torch.long, device=device)
+        labels = torch.as_tensor(lab_np, dtype=torch.long, device=device)
+        pids = torch.as_tensor(pids_all[idx], dtype=torch.long, device=device)
         mask = labels != ignore
-        latents = model.initial_latents(end - start, device)
-        cells_total += int(mask.sum())
+        b = len(idx)
+        exact = np.zeros((n_steps, b), dtype=bool)
+        halted = np.zeros((n_steps, b), dtype=bool)
+        cells = np.zeros(n_steps, dtype=np.int64)
+        ctxs = [s.begin(idx, inp_np, lab_np) for s in scorers]
+        latents = model.initial_latents(b, device)
         for k in range(n_steps):
-            latents, logits, q_halt, _ = model(latents, inputs, pids)
+            with autocast(device, bf16):
+                latents, logits, q_halt, _ = fwd(latents, inputs, pids)
             pred = logits.argmax(-1)
             hit = (pred == labels) & mask
-            exact[k, start:end] = (hit.sum(-1) == mask.sum(-1)).cpu().numpy()
-            cells_correct[k] += int(hit.sum())
-            halted_now = (q_halt > 0).cpu().numpy()
-            fh = first_halt[start:end]
-            fh[(fh > n_steps) & halted_now] = k + 1
-            q_halt_last[start:end] = q_halt.float().cpu().numpy()
+            exact[k] = (hit.sum(-1) == mask.sum(-1)).cpu().numpy()
+            cells[k] = int(hit.sum())
+            q = q_halt.float().cpu().numpy()
+            halted[k] = q > 0
+            if scorers:
+                pred_np = pred.cpu().numpy()
+                for s, ctx in zip(scorers, ctxs):
+                    s.step(ctx, k + 1, pred_np, q)
+        records.append({"j": j, "exact": exact, "halted": halted, "cells": cells,
+                        "cells_total": int(mask.sum()),
+                        "scorers": [s.end(ctx) for s, ctx in zip(scorers, ctxs)]})
     model.train(was_training)
+    if comm is not None and comm.enabled:
+        records = [r for part in comm.all_gather_object(records) for r in part]
+    records.sort(key=lambda r: r["j"])
+    if records:
+        exact = np.concatenate([r["exact"] for r in records], axis=1)
+        halted = np.concatenate([r["halted"] for r in records], axis=1)
+        cells = np.sum([r["cells"] for r in records], axis=0)
+    else:
+        exact = halted = np.zeros((n_steps, 0), dtype=bool)
+        cells = np.zeros(n_steps, dtype=np.int64)
+    cells_total = sum(r["cells_total"] for r in records)
+    halting_at = halting_at or n_steps
     return {
         "n": n,
-        "exact_accuracy": exact.mean(axis=1).tolist(),
-        "cell_accuracy": (cells_correct / max(cells_total, 1)).tolist(),
+        "indices": indices,
+        "exact_accuracy": _mean_rows(exact),
+        "cell_accuracy": (cells / max(cells_total, 1)).tolist(),
         "correct": exact,
-        "halting": {
-            "mean_first_halt_step": float(np.minimum(first_halt, n_steps).mean()),
-            "frac_halted_by_last_step": float((first_halt <= n_steps).mean()),
-        },
+        "halted": halted,
+        "halting": halting_stats(exact, halted, halting_at),
+        "scorers": {s.name: s.finalize([r["scorers"][i] for r in records])
+                    for i, s in enumerate(scorers)},
     }
+
+
+def _mean_rows(a: np.ndarray) -> list[float]:
+    return [float(row.mean()) if row.size else 0.0 for row in a]
+
+
+def halting_stats(exact: np.ndarray, halted: np.ndarray, k: int) -> dict:
+    """What the halting head says within the first k steps (evaluation itself never stops).
+
+    mean_first_halt_step: mean over examples of the first step whose halt logit > 0 (k when it
+      never fires); frac_halted_by_last_step: share whose head fired within k steps;
+    exact_accuracy_at_halt: accuracy if each example stopped at its first halt (else at k),
+      i.e. what adaptive computation would score at test time;
+    q_halt_accuracy: per step, share where (halt logit > 0) == (prediction exactly right);
+    halt_rate: per step, share with halt logit > 0."""
+    exact, halted = exact[:k], halted[:k]
+    n = exact.shape[1]
+    if n == 0:
+        return {"k": k, "mean_first_halt_step": 0.0, "frac_halted_by_last_step": 0.0,
+                "exact_accuracy_at_halt": 0.0, "q_halt_accuracy": [0.0] * k, "halt_rate": [0.0] * k}
+    fired = halted.any(axis=0)
+    first = np.where(fired, halted.argmax(axis=0) + 1, k)
+    at_halt = exact[first - 1, np.arange(n)]
+    return {
+        "k": k,
+        "mean_first_halt_step": float(first.mean()),
+        "frac_halted_by_last_step": float(fired.mean()),
+        "exact_accuracy_at_halt": float(at_halt.mean()),
+        "q_halt_accuracy": _mean_rows(halted == exact),
+        "halt_rate": _mean_rows(halted),
+    }
+
+
+def build_scorers(task: str, split: PuzzleSplit, data_dir, steps) -> list:
+    """The task's extra scorers: Maze valid-and-optimal paths; ARC voting at `steps` (the
+    supervision steps whose predictions are voted, e.g. the trained N_sup and test-time K)."""
+    if task == "maze":
+        from trm.train.maze_eval import MazeScorer
+
+        return [MazeScorer()]
+    if task in ("arc1", "arc2"):
+        from trm.train.arc_eval import ArcScorer
+
+        return [ArcScorer.from_data_dir(data_dir, split, steps)]
+    return []

@@ -5,12 +5,25 @@ whose sample halted (or used up N_sup segments) takes the next batch's sample in
 with its latents reset to the fixed init; the others keep their sample and their detached
 latents. Loss per slot is the token mean over non-ignored labels, summed over the batch and
 divided by the global batch, plus 0.5 x the halting losses.
+
+Data parallel (trm.train.distributed): with W processes, rank r holds slots
+[r*B/W, (r+1)*B/W) of the carry; every rank draws the same global batch and keeps its slice,
+draws the same halting-exploration numbers for all B slots and keeps its slice, scales its
+loss by 1/B (global) and all-reduces gradients with SUM; the puzzle-embedding sign-SGD sees the
+all-gathered rows. So W processes compute the 1-process run up to float summation order.
+Rank 0 writes every file. Checkpoints hold the GLOBAL carry (gathered in slot order) and the
+replicated state (model, EMA, optimizers, sampler position, exploration RNG); RNG streams are
+the same on every rank, so a checkpoint resumes exactly with any world size that divides B.
+
+Speed paths (GPU; all off by default, CPU stays fp32 and deterministic): train.bf16 (autocast
+to bfloat16 around the model; losses stay float32/float64), train.compile (torch.compile of the
+L/H networks in place, so state_dict keys do not change; TRM_COMPILE_BACKEND overrides the
+backend, default inductor), train.tf32 (TF32 matmuls on CUDA).
 """
 
 from __future__ import annotations
 
-import math
-import platform
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +35,10 @@ from trm import config as C
 from trm.data.dataset import PuzzleSplit, load_split
 from trm.model import build_model
 from trm.train import checkpoint as ckpt
+from trm.train import distributed
 from trm.train import losses
 from trm.train.ema import EMA
-from trm.train.evaluate import evaluate, example_puzzle_ids
+from trm.train.evaluate import autocast, build_scorers, eval_indices, evaluate, example_puzzle_ids
 from trm.train.optim import build_optimizers, set_lr
 from trm.train.sampler import GroupSampler
 
@@ -66,7 +80,8 @@ class Optimizers:
 
 @dataclass
 class Carry:
-    """The rolling batch: per-slot sample, latents, segment counter and halted flag."""
+    """The rolling batch: per-slot sample, latents, segment counter and halted flag.
+    In a data-parallel run each rank holds its slice of the slots."""
 
     latents: tuple
     inputs: torch.Tensor
@@ -86,14 +101,15 @@ class Carry:
         }
 
     @classmethod
-    def from_state(cls, s: dict, device) -> "Carry":
+    def from_state(cls, s: dict, device, slots: slice = slice(None)) -> "Carry":
+        """`slots`: this rank's part of a saved (global) carry."""
         return cls(
-            tuple(t.to(device) for t in s["latents"]),
-            s["inputs"].to(device),
-            s["labels"].to(device),
-            s["puzzle_ids"].to(device),
-            s["steps"].to(device),
-            s["halted"].to(device),
+            tuple(t[slots].to(device) for t in s["latents"]),
+            s["inputs"][slots].to(device),
+            s["labels"][slots].to(device),
+            s["puzzle_ids"][slots].to(device),
+            s["steps"][slots].to(device),
+            s["halted"][slots].to(device),
         )
 
 
@@ -113,19 +129,40 @@ def total_steps(spec: C.RunSpec, train: PuzzleSplit) -> int:
     return max(1, int(t.epochs * groups * mean_ex / t.global_batch_size))
 
 
+def configure_backends(t: C.TrainSpec, device: torch.device) -> None:
+    """Determinism everywhere; TF32 only when asked for and on CUDA."""
+    if device.type == "cuda":
+        # cuBLAS needs this for deterministic algorithms (set before its first use).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cuda.matmul.allow_tf32 = bool(t.tf32)
+        torch.backends.cudnn.allow_tf32 = bool(t.tf32)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def compile_networks(model: torch.nn.Module) -> None:
+    """torch.compile the recursion's networks in place (nn.Module.compile): the hot loop is
+    compiled, the state_dict keys and the Python control flow around it are unchanged."""
+    backend = os.environ.get("TRM_COMPILE_BACKEND", "inductor")
+    for name in ("net_L", "net_H"):
+        net = getattr(model, name, None)
+        if net is not None:
+            net.compile(backend=backend)
+
+
 class Trainer:
-    def __init__(self, spec: C.RunSpec, run_dir: Path, data_dir: Path):
+    def __init__(self, spec: C.RunSpec, run_dir: Path, data_dir: Path, comm=None):
         self.spec = spec
         self.run_dir = Path(run_dir)
         self.data_dir = Path(data_dir)
         t = spec.train
         torch.set_num_threads(t.threads)
-        torch.manual_seed(t.seed)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        self.device = pick_device(t)
-        if self.device.type == "cuda" and t.tf32:
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        torch.manual_seed(t.seed)  # same on every rank (and the model is broadcast anyway)
+        self.comm = comm or distributed.single(pick_device(t))
+        self.device = self.comm.device
+        configure_backends(t, self.device)
+        self.global_batch = t.global_batch_size
+        self.local_batch = distributed.check_batch(self.global_batch, self.comm.world_size)
+        self.slots = slice(self.comm.rank * self.local_batch, (self.comm.rank + 1) * self.local_batch)
         self.train_split = load_split(self.data_dir, "train")
         self.test_split = load_split(self.data_dir, "test")
         meta = self.train_split.meta
@@ -137,31 +174,46 @@ class Trainer:
             seq_len=int(meta["seq_len"]),
             num_puzzle_ids=int(meta.get("num_puzzle_identifiers", 1)),
         ).to(self.device)
+        self.comm.broadcast_module(self.model)
+        if t.compile:
+            compile_networks(self.model)
         self.total_steps = total_steps(spec, self.train_split)
         self.optim = Optimizers(self.model, spec.optim, self.total_steps)
         self.ema = EMA(self.model, t.ema_rate) if t.ema else None
-        self.sampler = GroupSampler(self.train_split, t.global_batch_size, t.seed)
+        # The global sampler on every rank (identical state); each rank keeps its slice.
+        self.sampler = GroupSampler(self.train_split, self.global_batch, t.seed)
         self.example_pids = example_puzzle_ids(self.train_split)
         self.explore = torch.Generator(device="cpu").manual_seed(t.seed + 1_000_003)
         self.step = 0
         self.carry = self._empty_carry()
         self.train_time = 0.0
+        # Evaluation: the headline N_sup, test-time extras, the fixed periodic subsample.
+        ev = spec.eval
+        self.n_sup_eval = ev.n_supervision or spec.model.n_supervision
+        self.eval_ks = sorted({self.n_sup_eval, *ev.extra_n_supervision})
+        self.periodic_indices = eval_indices(self.test_split, ev.max_examples, spec.data.seed)
+        self._scorers = None
+        self.arc_votes = None
+        if ev.arc_aggregated_voting and spec.data.task in ("arc1", "arc2"):
+            from trm.train.arc_eval import VoteTable
+
+            self.arc_votes = VoteTable()
 
     # ---------------------------------------------------------------- carry
     def _empty_carry(self) -> Carry:
-        B, L = self.spec.train.global_batch_size, self.train_split.inputs.shape[1]
-        z = lambda: torch.zeros(B, L, dtype=torch.long, device=self.device)  # noqa: E731
+        b, L = self.local_batch, self.train_split.inputs.shape[1]
+        z = lambda: torch.zeros(b, L, dtype=torch.long, device=self.device)  # noqa: E731
         return Carry(
-            self.model.initial_latents(B, self.device),
+            self.model.initial_latents(b, self.device),
             z(),
             z(),
-            torch.zeros(B, dtype=torch.long, device=self.device),
-            torch.zeros(B, dtype=torch.long, device=self.device),
-            torch.ones(B, dtype=torch.bool, device=self.device),  # all slots take new data
+            torch.zeros(b, dtype=torch.long, device=self.device),
+            torch.zeros(b, dtype=torch.long, device=self.device),
+            torch.ones(b, dtype=torch.bool, device=self.device),  # all slots take new data
         )
 
     def _refill(self, c: Carry) -> Carry:
-        idx = self.sampler.next_batch()
+        idx = self.sampler.next_batch()[self.slots]  # this rank's slice of the global batch
         s = self.train_split
         new_in = torch.as_tensor(s.inputs[idx], dtype=torch.long, device=self.device)
         new_lab = torch.as_tensor(s.labels[idx], dtype=torch.long, device=self.device)
@@ -180,8 +232,9 @@ class Trainer:
     def train_step(self) -> dict:
         m, t = self.spec.model, self.spec.train
         c = self._refill(self.carry)
-        B = t.global_batch_size
-        latents, logits, q_halt, q_cont = self.model(c.latents, c.inputs, c.puzzle_ids)
+        B = self.global_batch
+        with autocast(self.device, t.bf16):
+            latents, logits, q_halt, q_cont = self.model(c.latents, c.inputs, c.puzzle_ids)
         steps = c.steps + 1
         mask = c.labels != self.ignore_id
         with torch.no_grad():
@@ -195,19 +248,24 @@ class Trainer:
         if m.halting == "q_learning":
             # Q-learning continue target from a second, no-grad segment on the new carry
             # (official HRM; no replay buffer or target network).
-            with torch.no_grad():
+            with torch.no_grad(), autocast(self.device, t.bf16):
                 _, _, nq_halt, nq_cont = self.model(latents, c.inputs, c.puzzle_ids)
-                target = torch.sigmoid(torch.where(is_last, nq_halt, torch.maximum(nq_halt, nq_cont)))
+            target = torch.sigmoid(torch.where(is_last, nq_halt, torch.maximum(nq_halt, nq_cont)))
             halt_loss = halt_loss + losses.halt_bce(q_cont, target)
-        total = (loss + t.halt_loss_weight * halt_loss) / B
-        if not torch.isfinite(total):
-            raise Diverged(f"non-finite loss {float(total.detach())} at step {self.step + 1}")
+        total = (loss + t.halt_loss_weight * halt_loss) / B  # 1/GLOBAL batch on every rank
+        # Global loss values (for logs) and one divergence verdict shared by all ranks.
+        sums = self.comm.all_reduce_sum(torch.stack([total.detach(), loss.detach()]).double())
+        if not torch.isfinite(sums[0]):
+            raise Diverged(f"non-finite loss {float(sums[0])} at step {self.step + 1}")
         self.optim.zero_grad()
         total.backward()
+        self.comm.all_reduce_grads(self.model)
+        self.comm.gather_puzzle_grads(getattr(self.model, "puzzle_emb", None))
         grad_norm = self.optim.step(self.step)
         if self.ema is not None:
             self.ema.update(self.model)
         # Halting decisions for the next segment (training only; eval runs all steps).
+        # The exploration draws cover all B global slots on every rank; each keeps its slice.
         with torch.no_grad():
             halted = is_last.clone()
             if m.halting != "none" and m.n_supervision > 1:
@@ -217,35 +275,49 @@ class Trainer:
                     halted |= q_halt > q_cont
                 explore = torch.rand(B, generator=self.explore) < m.halt_exploration_prob
                 min_steps = torch.randint(2, m.n_supervision + 1, (B,), generator=self.explore)
-                min_steps = (explore.long() * min_steps).to(self.device)
+                min_steps = (explore.long() * min_steps)[self.slots].to(self.device)
                 halted &= steps >= min_steps
                 halted |= is_last
         self.carry = Carry(latents, c.inputs, c.labels, c.puzzle_ids, steps, halted)
         self.step += 1
-        done = halted
+        # Per-slot statistics of the whole global batch (identical on every rank).
+        per_slot = self.comm.all_gather_cat(torch.stack([halted.long(), seq_correct.long(), steps], 1))
+        done, correct, seg = per_slot[:, 0].bool(), per_slot[:, 1].bool(), per_slot[:, 2]
         return {
             "step": self.step,
-            "loss": float(total.detach()),
-            "lm_loss": float(loss.detach()) / B,
+            "loss": float(sums[0]),
+            "lm_loss": float(sums[1]) / B,
             "lr": self.optim.current_lr,
             "grad_norm": None if grad_norm is None else float(grad_norm),
-            "halted_frac": float(halted.float().mean()),
-            "train_exact": float(seq_correct[done].float().mean()) if done.any() else None,
-            "mean_segments": float(steps[done].float().mean()) if done.any() else None,
+            "halted_frac": float(done.float().mean()),
+            "train_exact": float(correct[done].float().mean()) if done.any() else None,
+            "mean_segments": float(seg[done].float().mean()) if done.any() else None,
         }
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
+        """Collective in a data-parallel run (the carry is gathered); complete on rank 0,
+        None elsewhere."""
+        carry = {}
+        for key, value in self.carry.state_dict().items():
+            if key == "latents":
+                carry[key] = [self.comm.gather_cat_to_main(t) for t in value]
+            else:
+                carry[key] = self.comm.gather_cat_to_main(value)
+        if not self.comm.is_main:
+            return None
         return {
             "step": self.step,
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict() if self.ema else {},
             "optim": self.optim.state_dict(),
             "sampler": self.sampler.state_dict(),
-            "carry": self.carry.state_dict(),
+            "carry": carry,  # the global carry, slots in order
             "torch_rng": torch.get_rng_state(),
-            "explore_rng": self.explore.get_state(),
+            "explore_rng": self.explore.get_state(),  # replicated: the same on every rank
             "train_time": self.train_time,
+            "arc_votes": self.arc_votes.state_dict() if self.arc_votes is not None else None,
+            "world_size": self.comm.world_size,  # informational: any divisor of B resumes
         }
 
     def load_state_dict(self, s: dict) -> None:
@@ -255,19 +327,47 @@ class Trainer:
             self.ema.load_state_dict(s["ema"])
         self.optim.load_state_dict(s["optim"])
         self.sampler.load_state_dict(s["sampler"])
-        self.carry = Carry.from_state(s["carry"], self.device)
+        saved_b = int(s["carry"]["steps"].shape[0])
+        if saved_b != self.global_batch:
+            raise ValueError(f"checkpoint carry has {saved_b} slots, train.global_batch_size is "
+                             f"{self.global_batch}")
+        self.carry = Carry.from_state(s["carry"], self.device, self.slots)
         torch.set_rng_state(s["torch_rng"])
         self.explore.set_state(s["explore_rng"])
         self.train_time = float(s["train_time"])
+        if self.arc_votes is not None and s.get("arc_votes") is not None:
+            from trm.train.arc_eval import VoteTable
+
+            self.arc_votes = VoteTable.from_state(s["arc_votes"])
 
     # ---------------------------------------------------------------- eval
-    def evaluate(self, max_examples: int = 0) -> dict:
+    def scorers(self) -> list:
+        if self._scorers is None:
+            self._scorers = build_scorers(self.spec.data.task, self.test_split, self.data_dir,
+                                          self.eval_ks)
+        return self._scorers
+
+    def evaluate(self, periodic: bool = False) -> dict:
+        """All ranks take part. periodic=True: the fixed subsample (eval.max_examples);
+        otherwise the whole test split. EMA weights when the run uses EMA."""
         ev = self.spec.eval
-        n_sup = ev.n_supervision or self.spec.model.n_supervision
-        n_steps = max([n_sup, *ev.extra_n_supervision])
+        n_steps = max(self.eval_ks)
         ctx = self.ema.applied(self.model) if self.ema else _nullcontext()
         with ctx:
-            return evaluate(self.model, self.test_split, n_steps, ev.batch_size, self.device, max_examples)
+            out = evaluate(self.model, self.test_split, n_steps, ev.batch_size, self.device,
+                           indices=self.periodic_indices if periodic else None,
+                           scorers=self.scorers(), comm=self.comm, bf16=self.spec.train.bf16,
+                           halting_at=self.n_sup_eval)
+        arc = out["scorers"].get("arc")
+        if arc is not None:
+            from trm.train.arc_eval import score
+
+            for k in arc:
+                arc[k]["voting"] = "per_checkpoint"
+            if self.arc_votes is not None:
+                self.arc_votes.merge(self._scorers[0].tables[self.n_sup_eval])
+                arc[self.n_sup_eval] = score(self.arc_votes) | {"voting": "aggregated"}
+        return out
 
 
 class _nullcontext:
@@ -284,27 +384,43 @@ def run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress: bool | None = 
     metrics.json is written last and atomically: its presence means the run is finished.
     Its content is a pure function of the spec and data (timings live in run_info.json),
     so a killed-and-resumed run writes the same bytes as an uninterrupted one.
-    """
-    from trm.train import provenance
 
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    C.dump_spec(spec, run_dir / "spec.yaml")
-    trainer = Trainer(spec, run_dir, data_dir)
+    In a data-parallel launch (torchrun, submitit/SLURM tasks) every rank calls this; the
+    process group is set up from the environment (trm.train.distributed.setup), rank 0 writes.
+    """
+    comm = distributed.setup(spec.train.device)
+    try:
+        return _run(spec, Path(run_dir), Path(data_dir), progress, comm)
+    finally:
+        comm.close()
+
+
+def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict:
+    from trm.train import logging_extras, provenance
+
+    main = comm.is_main
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        C.dump_spec(spec, run_dir / "spec.yaml")
+    trainer = Trainer(spec, run_dir, data_dir, comm)
     ckpt_dir = run_dir / "checkpoints"
     resumed_from = 0
-    state = ckpt.load(ckpt_dir)
+    state = ckpt.load(ckpt_dir)  # every rank reads the same file
     if state is not None:
         trainer.load_state_dict(state)
         resumed_from = trainer.step
-    info = provenance.run_info(spec, trainer, resumed_from)
-    ckpt.atomic_write_json(run_dir / "run_info.json", info)
+    del state
+    info = provenance.run_info(spec, trainer, resumed_from) if main else {}
     log_path = run_dir / "train.jsonl"
-    _truncate_log(log_path, trainer.step)
+    if main:
+        ckpt.atomic_write_json(run_dir / "run_info.json", info)
+        _truncate_log(log_path, trainer.step)
+    sinks = logging_extras.open_sinks(spec, run_dir, enabled=main)
     t = spec.train
     status, diverged_at, error = "ok", None, None
-    bar = _progress(trainer.total_steps, trainer.step, progress)
-    with open(log_path, "a") as log:
+    bar = _progress(trainer.total_steps, trainer.step, progress if main else False)
+    log = open(log_path, "a") if main else None
+    try:
         while trainer.step < trainer.total_steps:
             t0 = time.perf_counter()
             try:
@@ -316,21 +432,67 @@ def run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress: bool | None = 
             bar.update(1)
             s = trainer.step
             if s % t.log_interval == 0 or s == trainer.total_steps:
-                log.write(_json(rec) + "\n")
-                log.flush()
+                if main:
+                    log.write(_json(rec) + "\n")
+                    log.flush()
+                sinks.log(rec, s)
             if t.eval_interval and s % t.eval_interval == 0 and s < trainer.total_steps:
-                ev = trainer.evaluate(max_examples=spec.eval.max_examples)
-                log.write(_json({"step": s, "eval_exact_accuracy": ev["exact_accuracy"],
-                                 "eval_cell_accuracy": ev["cell_accuracy"]}) + "\n")
-                log.flush()
+                erec = {"step": s, **_eval_summary(trainer.evaluate(periodic=True), trainer.n_sup_eval)}
+                if main:
+                    log.write(_json(erec) + "\n")
+                    log.flush()
+                sinks.log(erec, s)
             if s % t.checkpoint_interval == 0 or s == trainer.total_steps:
-                ckpt.save(trainer.state_dict(), ckpt_dir)
-    bar.close()
+                state = trainer.state_dict()  # collective
+                if main:
+                    ckpt.save(state, ckpt_dir)
+                del state
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
     metrics = _metrics(spec, trainer, status, diverged_at, error)
-    info.update(provenance.finish(info, trainer))
-    ckpt.atomic_write_json(run_dir / "run_info.json", info)
-    ckpt.atomic_write_json(run_dir / "metrics.json", metrics)
+    if main:
+        info.update(provenance.finish(info, trainer))
+        ckpt.atomic_write_json(run_dir / "run_info.json", info)
+        ckpt.atomic_write_json(run_dir / "metrics.json", metrics)
+        sinks.log({k: v for k, v in metrics.items() if k in _SINK_KEYS}, trainer.step)
+    sinks.close()
+    comm.barrier()  # nobody leaves before rank 0 has written the record
     return metrics
+
+
+_SINK_KEYS = ("exact_accuracy", "cell_accuracy", "valid_optimal_accuracy", "pass@1", "pass@2")
+
+
+def _eval_summary(ev: dict, k: int) -> dict:
+    """Scalars of one periodic evaluation, at the headline N_sup, for train.jsonl."""
+    out = {"eval_n": ev["n"], "eval_exact_accuracy": ev["exact_accuracy"][k - 1],
+           "eval_cell_accuracy": ev["cell_accuracy"][k - 1]}
+    for key, value in task_metrics_at(ev, k).items():
+        out[f"eval_{key}"] = value
+    return out
+
+
+def task_metrics_at(ev: dict, k: int) -> dict:
+    """Task-specific scalars after k supervision steps: Maze valid-and-optimal rate; ARC
+    pass@K under both scorings ('pass@K' = task all-or-nothing as HRM, 'pass@K_per_input' =
+    per-test-input fraction as TRM) when step k was voted."""
+    out = {}
+    maze = ev["scorers"].get("maze")
+    if maze is not None:
+        out["valid_optimal_accuracy"] = maze["valid_optimal_accuracy"][k - 1]
+    arc = ev["scorers"].get("arc")
+    if arc is not None and k in arc:
+        out.update(arc[k]["task_all_or_nothing"])
+        out.update({f"{name}_per_input": v for name, v in arc[k]["per_test_input"].items()})
+    return out
+
+
+def eval_record_at(ev: dict, k: int) -> dict:
+    """One row of a depth table: accuracies after k supervision steps."""
+    return {"n_supervision": k, "exact_accuracy": ev["exact_accuracy"][k - 1],
+            "cell_accuracy": ev["cell_accuracy"][k - 1], **task_metrics_at(ev, k)}
 
 
 def _metrics(spec: C.RunSpec, trainer: Trainer, status: str, diverged_at, error) -> dict:
@@ -355,29 +517,27 @@ def _metrics(spec: C.RunSpec, trainer: Trainer, status: str, diverged_at, error)
     }
     if status != "ok":
         return out
-    ev = trainer.evaluate()
-    n_sup = spec.eval.n_supervision or spec.model.n_supervision
-    np.savez_compressed(
-        trainer.run_dir / "predictions.npz", correct=ev["correct"][n_sup - 1]
-    )
+    ev = trainer.evaluate()  # all ranks take part
+    n_sup = trainer.n_sup_eval
+    if trainer.comm.is_main:
+        np.savez_compressed(trainer.run_dir / "predictions.npz", correct=ev["correct"][n_sup - 1])
+    per_step = {"exact_accuracy": ev["exact_accuracy"], "cell_accuracy": ev["cell_accuracy"]}
+    if "maze" in ev["scorers"]:
+        per_step["valid_optimal_accuracy"] = ev["scorers"]["maze"]["valid_optimal_accuracy"]
     out.update(
         {
             "n_test": ev["n"],
             "n_supervision_eval": n_sup,
             "exact_accuracy": ev["exact_accuracy"][n_sup - 1],
             "cell_accuracy": ev["cell_accuracy"][n_sup - 1],
-            "per_step": {"exact_accuracy": ev["exact_accuracy"], "cell_accuracy": ev["cell_accuracy"]},
-            "test_time": [
-                {
-                    "n_supervision": k,
-                    "exact_accuracy": ev["exact_accuracy"][k - 1],
-                    "cell_accuracy": ev["cell_accuracy"][k - 1],
-                }
-                for k in sorted({n_sup, *spec.eval.extra_n_supervision})
-            ],
+            **task_metrics_at(ev, n_sup),
+            "per_step": per_step,
+            "test_time": [eval_record_at(ev, k) for k in trainer.eval_ks],
             "halting": ev["halting"],
         }
     )
+    if "arc" in ev["scorers"]:
+        out["arc"] = {"n_supervision": n_sup, **ev["scorers"]["arc"][n_sup]}
     return out
 
 
