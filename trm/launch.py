@@ -22,7 +22,7 @@ from pathlib import Path
 import submitit
 
 from trm import config as C
-from trm.train import checkpoint as ckpt
+from trm.slurm import atomic_write_json
 
 JOB_FILE = "submitit/job_id"
 LAUNCHERS = ("inline", "local", "slurm")
@@ -93,7 +93,7 @@ def _record_failure(spec: C.RunSpec, run_dir: Path, error: str) -> dict:
         "error": error[-4000:],
         "spec": C.to_dict(spec),
     }
-    ckpt.atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(run_dir / "metrics.json", metrics)
     return metrics
 
 

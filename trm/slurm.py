@@ -61,7 +61,6 @@ from pathlib import Path
 from typing import Any
 
 from trm import config as C
-from trm.train import checkpoint as ckpt
 
 JOB_FILE = "job_id"
 HISTORY_FILE = "submissions.log"
@@ -80,12 +79,31 @@ class JobFailed(RuntimeError):
 class JobLost(RuntimeError):
     """The job left the queue without a result (cancelled, out of memory, node failure)."""
 
+
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 # sbatch errors worth retrying (the controller was busy); anything else fails at once.
 TRANSIENT = re.compile(r"timed out|timeout|temporarily unavailable|try again|connection refused|"
                        r"unable to contact|slurm_receive_msg|Socket", re.I)
+
+
+# --------------------------------------------------------------------------- files
+# (the waiting launcher does not import torch: one sleeping process per run in flight)
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Byte-identical to trm.train.checkpoint.atomic_write_json (metrics.json's writer)."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 # --------------------------------------------------------------------------- resources
@@ -121,7 +139,7 @@ class Resources:
 
 KEYS = tuple(f.name for f in fields(Resources))
 GPU_FLAGS = ("gpus_per_node", "gres")
-# (minimum, allowed) for numeric keys
+# the smallest allowed value of each numeric key
 MINIMUM = {"gpu": 0, "cpus_per_task": 1, "mem_mb": 0, "runtime": 1, "signal_delay_s": 0,
            "max_num_timeout": 0, "poll_s": 0.01, "wait_deadline_min": 0}
 
@@ -242,9 +260,10 @@ YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 
 
 def snakemake_value(config: dict, scale: str, task: str, key: str) -> int | str:
-    """One resource of the train rule. Numbers stay numbers (Snakemake may schedule on
-    them); strings other than plain words are JSON-quoted so that they survive the shell (`:q`) and YAML parsing
-    of `--resource key=value` unchanged (spaces, colons, '#', newlines of setup lines)."""
+    """One resource of the train rule. Integers stay integers (Snakemake may schedule on
+    them); other values are JSON-quoted unless they are plain words, so that they survive
+    the shell (`:q`) and the YAML parsing of `--resource key=value` unchanged (spaces,
+    colons, '#', the newlines of setup lines)."""
     value = run_resources(config, scale, task).get(key, getattr(Resources, key))
     if isinstance(getattr(Resources, key), str):
         value = "" if value is None else str(value)
@@ -394,11 +413,17 @@ def find_live_job(folder: Path, name: str) -> tuple[str, str] | None:
 def recover_result(folder: Path, spec: C.RunSpec, run_dir: Path, res: Resources) -> dict | None:
     """The recorded job finished while nobody waited (Snakemake was stopped), and then
     `--rerun-incomplete` removed its metrics.json: rewrite it from the job's own result
-    instead of submitting a second job. Same dict, same writer, so the same bytes."""
+    instead of submitting a second job. Same dict, same writer, so the same bytes.
+    Not when a launcher saw the job finish: then metrics.json was removed on purpose
+    (`snakemake -f`), and a new job re-evaluates from the final checkpoint."""
     id_file = folder / JOB_FILE
     if not id_file.exists():
         return None
-    job = _attach(folder, id_file.read_text().strip(), res)
+    job_id = id_file.read_text().strip()
+    history = (folder / HISTORY_FILE).read_text().split("\n") if (folder / HISTORY_FILE).exists() else []
+    if any(line.split()[1:3] == ["finished", job_id] for line in history if line):
+        return None  # a launcher saw it finish: this is a deliberate re-run (-f, -R): submit
+    job = _attach(folder, job_id, res)
     task = job.task(0) if job.num_tasks > 1 else job
     if not Path(task.paths.result_pickle).exists():
         return None
@@ -409,7 +434,7 @@ def recover_result(folder: Path, spec: C.RunSpec, run_dir: Path, res: Resources)
     if (outcome != "success" or not isinstance(metrics, dict) or metrics.get("status") != "ok"
             or metrics.get("sig") != C.signature(spec) or metrics.get("seed") != spec.train.seed):
         return None
-    ckpt.atomic_write_json(run_dir / "metrics.json", metrics)
+    atomic_write_json(run_dir / "metrics.json", metrics)
     _history(folder, f"recovered {job.job_id}")
     print(f"job {job.job_id} had finished: metrics.json rewritten from its result", flush=True)
     return metrics
@@ -457,15 +482,17 @@ def run_slurm(job, spec: C.RunSpec, run_dir: Path, res: Resources) -> dict:
         job_id, state = live
         print(f"re-attaching to SLURM job {job_id} ({state}); not submitting", flush=True)
         _history(folder, f"attached {job_id} {state}")
-        ckpt.atomic_write_text(folder / JOB_FILE, job_id + "\n")
+        atomic_write_text(folder / JOB_FILE, job_id + "\n")
         sub = _attach(folder, job_id, res)
     else:
         sub = submit_slurm(job, folder, res, name)
-        ckpt.atomic_write_text(folder / JOB_FILE, str(sub.job_id) + "\n")
+        atomic_write_text(folder / JOB_FILE, str(sub.job_id) + "\n")
         _history(folder, f"submitted {sub.job_id} {name}")
         print(f"submitted SLURM job {sub.job_id} ({name})", flush=True)
     print(f"job log: {sub.paths.stdout} / {sub.paths.stderr}", flush=True)
-    return wait(sub, run_dir, "slurm", res.poll_s, time.time() + 60 * res.deadline_min())
+    metrics = wait(sub, run_dir, "slurm", res.poll_s, time.time() + 60 * res.deadline_min())
+    _history(folder, f"finished {sub.job_id} {metrics.get('status')}")
+    return metrics
 
 
 # --------------------------------------------------------------------------- local
@@ -508,7 +535,7 @@ def _log_tail(sub, n: int = 3000) -> str:
 
 
 def _outcome(sub) -> dict:
-    """The job's own result (task 0), or a RuntimeError carrying its traceback."""
+    """The job's own result (task 0), or JobFailed carrying its traceback."""
     task = sub.task(0) if sub.num_tasks > 1 else sub
     try:
         result = task.result()
