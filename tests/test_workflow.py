@@ -80,3 +80,21 @@ def test_snakefmt_check():
     r = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/"],
                        cwd=repo, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_failed_cell_is_shown_not_dropped(repo_copy):
+    # The second cell passes validation but cannot train: its global batch is larger than an
+    # epoch of the smoke train split, which the sampler refuses at run time.
+    (repo_copy / "configs/studies/fails.yaml").write_text(
+        "name: fails\ntasks: [sudoku]\nmodels: [trm_mlp]\nseeds: [0]\n"
+        "grid: {train.global_batch_size: [16, 100000]}\nfigure: {x: train.global_batch_size, y: exact_accuracy}\n")
+    r = snakemake(repo_copy, "--config", "scale=smoke", "studies=fails")
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = pd.read_csv(repo_copy / "results/tables/fails.csv")
+    assert len(table) == 2
+    md = (repo_copy / "results/tables/fails.md").read_text()
+    assert "failed" in md
+    runs = pd.read_csv(repo_copy / "results/tables/runs.csv")
+    assert sorted(runs["status"]) == ["failed", "ok"]
+    assert (repo_copy / "results/figures/fails.pdf").exists()

@@ -53,6 +53,14 @@ def cmd_spec(a) -> int:
     return 0
 
 
+def cmd_write_spec(a) -> int:
+    """Validate a resolved spec given as JSON and write it as YAML (used by the workflow)."""
+    spec = C.from_dict(C.RunSpec, json.loads(a.json), where="--json: ")
+    C.check_ranges(spec)
+    C.dump_spec(spec, Path(a.out))
+    return 0
+
+
 def cmd_describe(a) -> int:
     from trm.describe import describe
 
@@ -132,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--out", help="write the spec YAML here instead of printing it")
     sp.set_defaults(fn=cmd_spec)
+
+    sp = sub.add_parser("write-spec", help=argparse.SUPPRESS)
+    sp.add_argument("--json", required=True)
+    sp.add_argument("--out", required=True)
+    sp.set_defaults(fn=cmd_write_spec)
 
     sp = sub.add_parser("describe", help="params, puzzle-embedding params, depth, calls")
     named(sp)

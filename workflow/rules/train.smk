@@ -7,9 +7,10 @@ rule write_spec:
     log:
         "results/runs/{task}/{model}/{sig}/seed{seed}/write_spec.log",
     params:
-        spec=run_spec,
-    run:
-        C.dump_spec(C.from_dict(C.RunSpec, params.spec), Path(output[0]))
+        spec=lambda wc: json.dumps(run_spec(wc), sort_keys=True),
+    # A shell job (a `run:` job would start a whole Snakemake process per run).
+    shell:
+        "python -m trm write-spec --json {params.spec:q} --out {output} > {log} 2>&1"
 
 
 rule train:
