@@ -88,22 +88,7 @@ TRANSIENT = re.compile(r"timed out|timeout|temporarily unavailable|try again|con
                        r"unable to contact|slurm_receive_msg|Socket", re.I)
 
 
-# --------------------------------------------------------------------------- files
-# (the waiting launcher does not import torch: one sleeping process per run in flight)
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Byte-identical to trm.train.checkpoint.atomic_write_json (metrics.json's writer)."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+from trm.files import atomic_write_json, atomic_write_text  # noqa: E402 (torch-free)
 
 
 # --------------------------------------------------------------------------- resources

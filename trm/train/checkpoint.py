@@ -8,29 +8,14 @@ the previous checkpoint intact. Loading uses `torch.load(weights_only=True)`: no
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from trm.files import atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
+
 LATEST = "latest.pt"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def save(state: dict, ckpt_dir: Path) -> Path:
