@@ -47,6 +47,34 @@ class Diverged(RuntimeError):
     pass
 
 
+@torch.no_grad()
+def sequence_correct(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per sequence: every non-ignored token predicted right (the BCE halting target)."""
+    hit = (logits.argmax(-1) == labels) & mask
+    return hit.sum(-1) == mask.sum(-1)
+
+
+@torch.no_grad()
+def q_continue_target(is_last: torch.Tensor, next_q_halt: torch.Tensor,
+                      next_q_cont: torch.Tensor) -> torch.Tensor:
+    """HRM's Q-learning target for 'continue', from the next segment's Q-values: its halt
+    value at the last allowed step, else the better of halting and continuing."""
+    return torch.sigmoid(torch.where(is_last, next_q_halt, torch.maximum(next_q_halt, next_q_cont)))
+
+
+@torch.no_grad()
+def halt_decision(halting: str, n_supervision: int, steps: torch.Tensor, q_halt: torch.Tensor,
+                  q_cont: torch.Tensor | None, min_steps: torch.Tensor) -> torch.Tensor:
+    """Which slots halt after this segment (training only). Always at N_sup; before that
+    when the head says so (bce: halt logit > 0; q_learning: Q(halt) > Q(continue)), but not
+    before `min_steps` (exploration: a random minimum for a fraction of slots)."""
+    is_last = steps >= n_supervision
+    if halting == "none" or n_supervision <= 1:
+        return is_last
+    wants = q_halt > 0 if halting == "bce" else q_halt > q_cont
+    return is_last | (wants & (steps >= min_steps))
+
+
 class Optimizers:
     """The main optimizer and the puzzle-embedding sign-SGD, stepped together on one schedule."""
 
@@ -237,9 +265,7 @@ class Trainer:
             latents, logits, q_halt, q_cont = self.model(c.latents, c.inputs, c.puzzle_ids)
         steps = c.steps + 1
         mask = c.labels != self.ignore_id
-        with torch.no_grad():
-            hit = (logits.argmax(-1) == c.labels) & mask
-            seq_correct = hit.sum(-1) == mask.sum(-1)
+        seq_correct = sequence_correct(logits, c.labels, mask)  # the halting head's target
         loss = losses.lm_loss(logits, c.labels, t.loss, self.ignore_id)  # summed token means
         halt_loss = torch.zeros((), dtype=loss.dtype, device=loss.device)
         if m.halting != "none":
@@ -250,8 +276,7 @@ class Trainer:
             # (official HRM; no replay buffer or target network).
             with torch.no_grad(), autocast(self.device, t.bf16):
                 _, _, nq_halt, nq_cont = self.model(latents, c.inputs, c.puzzle_ids)
-            target = torch.sigmoid(torch.where(is_last, nq_halt, torch.maximum(nq_halt, nq_cont)))
-            halt_loss = halt_loss + losses.halt_bce(q_cont, target)
+            halt_loss = halt_loss + losses.halt_bce(q_cont, q_continue_target(is_last, nq_halt, nq_cont))
         total = (loss + t.halt_loss_weight * halt_loss) / B  # 1/GLOBAL batch on every rank
         # Global loss values (for logs) and one divergence verdict shared by all ranks.
         sums = self.comm.all_reduce_sum(torch.stack([total.detach(), loss.detach()]).double())
@@ -267,17 +292,12 @@ class Trainer:
         # Halting decisions for the next segment (training only; eval runs all steps).
         # The exploration draws cover all B global slots on every rank; each keeps its slice.
         with torch.no_grad():
-            halted = is_last.clone()
+            min_steps = torch.zeros_like(steps)
             if m.halting != "none" and m.n_supervision > 1:
-                if m.halting == "bce":
-                    halted |= q_halt > 0
-                else:
-                    halted |= q_halt > q_cont
                 explore = torch.rand(B, generator=self.explore) < m.halt_exploration_prob
-                min_steps = torch.randint(2, m.n_supervision + 1, (B,), generator=self.explore)
-                min_steps = (explore.long() * min_steps)[self.slots].to(self.device)
-                halted &= steps >= min_steps
-                halted |= is_last
+                draws = torch.randint(2, m.n_supervision + 1, (B,), generator=self.explore)
+                min_steps = (explore.long() * draws)[self.slots].to(self.device)
+            halted = halt_decision(m.halting, m.n_supervision, steps, q_halt, q_cont, min_steps)
         self.carry = Carry(latents, c.inputs, c.labels, c.puzzle_ids, steps, halted)
         self.step += 1
         # Per-slot statistics of the whole global batch (identical on every rank).
