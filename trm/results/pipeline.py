@@ -36,6 +36,17 @@ def study_tables(study: dict, manifest_rows: list[dict], scale: str, out_dir: Pa
     return paths
 
 
+def _finite(x) -> bool:
+    try:
+        return x == x and x is not None and abs(float(x)) != float("inf")
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt_p(x) -> str:
+    return f"{float(x):.3g}" if _finite(x) else "n/a"
+
+
 def resolution_section(study: dict, scale: str, tests_csv: Path) -> str:
     """Which of the study's contrasts this scale resolved (Holm-corrected p < 0.05), and the
     study's own note on what the scale can and cannot show."""
@@ -50,10 +61,19 @@ def resolution_section(study: dict, scale: str, tests_csv: Path) -> str:
     if tests.empty or "significant" not in tests:
         lines += ["No comparisons could be made (too few finished runs).", ""]
         return "\n".join(lines) + "\n"
+    lines += [
+        "A contrast is *resolved* when it is significant both on the paired test puzzles "
+        "(Holm-corrected) and across seeds (Welch, Holm-corrected); *paired only* means these "
+        "trained models differ on these puzzles, but seed-to-seed spread could explain it.",
+        "",
+    ]
     for _, t in tests.iterrows():
-        verdict = "resolved" if bool(t["significant"]) else "not resolved"
+        paired = bool(t["significant"])
+        across = _finite(t.get("welch_p_holm")) and float(t["welch_p_holm"]) < 0.05
+        verdict = "resolved" if paired and across else "paired only" if paired else "not resolved"
         lines.append(f"- {t['a']} vs {t['b']} ({t['factor']}): {verdict} "
-                     f"(diff {100 * t['diff']:+.1f} pp, Holm p = {t['p_holm']:.3g})")
+                     f"(diff {100 * t['diff']:+.1f} pp, paired Holm p = {t['p_holm']:.3g}, "
+                     f"across seeds Holm p = {_fmt_p(t.get('welch_p_holm'))})")
     return "\n".join(lines) + "\n"
 
 
