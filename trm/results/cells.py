@@ -177,8 +177,10 @@ def knob_label(key: str) -> str:
 
 def cell_label(cell: dict, knobs: Iterable[str], with_model: bool = True) -> str:
     parts = [str(cell["model"])] if with_model else []
-    parts += [f"{knob_label(k)}={format_value(cell.get(k))}" for k in knobs]
-    return ", ".join(parts)
+    # A knob the cell leaves at the model's own value is left out of its label.
+    parts += [f"{knob_label(k)}={format_value(cell.get(k))}" for k in knobs
+              if normalize(cell.get(k)) is not None]
+    return ", ".join(parts) or "—"
 
 
 def model_order(study: dict, rows: pd.DataFrame) -> list[str]:
