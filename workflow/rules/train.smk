@@ -6,6 +6,8 @@ rule write_spec:
         "results/runs/{task}/{model}/{sig}/seed{seed}/spec.yaml",
     log:
         "results/runs/{task}/{model}/{sig}/seed{seed}/write_spec.log",
+    conda:
+        "../../environment.yml"
     params:
         spec=lambda wc: json.dumps(run_spec(wc), sort_keys=True),
     # A shell job (a `run:` job would start a whole Snakemake process per run).
