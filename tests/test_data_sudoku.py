@@ -242,3 +242,15 @@ def test_offline_resolution_is_fast_and_logged(tmp_path, monkeypatch):
     steps = meta["provenance"]["resolution"]
     assert steps[0].startswith("path:") and "offline" in steps[1]
     assert steps[2].startswith("generator")
+
+
+def test_offline_paper_sized_test_set_is_refused_fast():
+    """Generating hundreds of thousands of hard 9x9 puzzles would take hours: refused at once."""
+    import numpy as np
+    import pytest
+
+    from trm.data.sudoku_hard import extreme_mix
+
+    rngs = {k: np.random.default_rng(i) for i, k in enumerate(("train", "test", "seeds"))}
+    with pytest.raises(ValueError, match="data.path"):  # raised before any search starts
+        extreme_mix(1000, 422_786, None, rngs)

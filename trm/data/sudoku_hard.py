@@ -126,6 +126,10 @@ def hard_puzzles(count: int, seeds: list, rng, taken: set[bytes]) -> list[Puzzle
     return out
 
 
+# Beyond this many vicinity-search puzzles a build is refused (it would run for hours).
+MAX_VICINITY_FILL = 20000
+
+
 def extreme_mix(n_train: int, n_test: int, seed_path: str | None, rngs: dict) -> tuple:
     """(train puzzles, test puzzles, provenance info). rngs: 'train', 'test', 'seeds'."""
     seeds = read_seed_lists(Path(seed_path)) if seed_path else []
@@ -142,6 +146,13 @@ def extreme_mix(n_train: int, n_test: int, seed_path: str | None, rngs: dict) ->
         cut = int(round(len(seeds) * n_hard["train"] / max(1, need)))
     short = sum(max(0, n_hard[s] - len(p)) for s, p in
                 (("train", seeds[:cut]), ("test", seeds[cut:])))
+    if short > MAX_VICINITY_FILL:
+        # Hours of search: refuse at once instead of looking hung.
+        raise ValueError(
+            f"sudoku: {short} hard 9x9 puzzles would have to come from vicinity search "
+            f"(~0.05-0.1 s each per core, i.e. about {short * 0.07 / 3600:.1f} core-hours); "
+            "give the real sapientinc CSVs or more seed lists in data.path, or lower data.n_test "
+            f"(at most {MAX_VICINITY_FILL} puzzles are generated this way)")
     if short > 1000:
         log.warning("sudoku: %d hard puzzles beyond the seed pool come from vicinity search "
                     "(~0.05-0.1 s each per core); lower n_test or give real CSVs in data.path",
