@@ -55,6 +55,20 @@ def wall_count_range(h: int, w: int) -> tuple[int, int]:
 
 
 @njit
+def _neighbour(c, k, h, w):
+    """Cell c's k-th neighbour in the order (y+1, y-1, x-1, x+1) on an h x w grid (row-major),
+    or -1 off the grid: the one move order of the BFS and of the A* tie-break."""
+    r, col = c // w, c % w
+    if k == 0:
+        return c + w if r + 1 < h else -1
+    if k == 1:
+        return c - w if r > 0 else -1
+    if k == 2:
+        return c - 1 if col > 0 else -1
+    return c + 1 if col + 1 < w else -1
+
+
+@njit
 def _bfs(free, start, h, w, dist, queue):
     """Distances (moves) from start over free cells; -1 = unreachable."""
     for c in range(h * w):
@@ -65,25 +79,9 @@ def _bfs(free, start, h, w, dist, queue):
     while head < tail:
         c = queue[head]
         head += 1
-        r, col = c // w, c % w
         for k in range(4):
-            if k == 0:
-                if r + 1 >= h:
-                    continue
-                nb = c + w
-            elif k == 1:
-                if r == 0:
-                    continue
-                nb = c - w
-            elif k == 2:
-                if col == 0:
-                    continue
-                nb = c - 1
-            else:
-                if col + 1 >= w:
-                    continue
-                nb = c + 1
-            if free[nb] and dist[nb] < 0:
+            nb = _neighbour(c, k, h, w)
+            if nb >= 0 and free[nb] and dist[nb] < 0:
                 dist[nb] = dist[c] + 1
                 queue[tail] = nb
                 tail += 1
@@ -197,25 +195,9 @@ def _astar(free, start, goal, h, w, path):
         if c == goal:
             found = True
             break
-        r, col = c // w, c % w
         for k in range(4):  # children in the order (y+1, y-1, x-1, x+1)
-            if k == 0:
-                if r + 1 >= h:
-                    continue
-                nb = c + w
-            elif k == 1:
-                if r == 0:
-                    continue
-                nb = c - w
-            elif k == 2:
-                if col == 0:
-                    continue
-                nb = c - 1
-            else:
-                if col + 1 >= w:
-                    continue
-                nb = c + 1
-            if not free[nb] or closed[nb]:
+            nb = _neighbour(c, k, h, w)
+            if nb < 0 or not free[nb] or closed[nb]:
                 continue
             if g[c] + 1 < g[nb]:  # strictly lower cost only
                 g[nb] = g[c] + 1
