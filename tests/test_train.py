@@ -1,12 +1,10 @@
 """Training engine: determinism, exact resume after SIGKILL, divergence, failure records."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -24,8 +22,8 @@ def smoke_data(tmp_path_factory):
     return out
 
 
-def _spec(model="trm_mlp", **over):
-    return C.resolve(model, "sudoku", "smoke", over, seed=over.pop("seed", 0) if "seed" in over else 0)
+def _spec(model="trm_mlp", seed=0, **over):
+    return C.resolve(model, "sudoku", "smoke", over, seed=seed)
 
 
 def test_same_seed_same_metrics(tmp_path, smoke_data):
