@@ -133,6 +133,12 @@ def _levels(rows: pd.DataFrame, column: str | None, study: dict | None) -> list:
         return [t for t in order if t in values] + sorted(
             (v for v in values if v not in order), key=C.sort_key
         )
+    declared = ((study or {}).get("grid") or {}).get(column) or ((study or {}).get("zip") or {}).get(column)
+    if declared:  # the order the study lists a knob's values in (e.g. gradient windows)
+        order = [C.group_value(column, v) for v in declared]
+        return [v for v in order if v in values] + sorted(
+            (v for v in values if v not in order), key=C.sort_key
+        )
     return sorted(values, key=C.sort_key)
 
 
