@@ -33,3 +33,15 @@ def repo_copy(tmp_path):
         if (REPO / name).exists():
             shutil.copytree(REPO / name, dst / name)
     return dst
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory):
+    """The smoke-scale Sudoku dataset, built once per test session."""
+    from trm import config as C
+    from trm.data.build import build_dataset
+
+    spec = C.resolve("trm_mlp", "sudoku", "smoke")
+    out = tmp_path_factory.mktemp("data") / "sudoku4"
+    build_dataset(spec.data, out)
+    return out

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from trm import config as C
-from trm.data.build import build_dataset
 from trm.train import checkpoint as ckpt
 from trm.train import distributed, loop
 
@@ -22,14 +21,6 @@ REPO = Path(__file__).resolve().parent.parent
 # Periodic evals (sharded over ranks, batch 8 -> 4 eval batches), a mid-run checkpoint.
 OVER = {"train.steps": 24, "train.eval_interval": 8, "train.checkpoint_interval": 12,
         "train.log_interval": 1, "eval.batch_size": 8, "eval.max_examples": 16}
-
-
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory):
-    spec = C.resolve("trm_mlp", "sudoku", "smoke")
-    out = tmp_path_factory.mktemp("data") / "sudoku4"
-    build_dataset(spec.data, out)
-    return out
 
 
 @pytest.fixture(scope="module")

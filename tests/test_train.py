@@ -9,17 +9,8 @@ import time
 import pytest
 
 from trm import config as C
-from trm.data.build import build_dataset
 from trm.launch import launch
 from trm.train import loop
-
-
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory):
-    spec = C.resolve("trm_mlp", "sudoku", "smoke")
-    out = tmp_path_factory.mktemp("data") / "sudoku4"
-    build_dataset(spec.data, out)
-    return out
 
 
 def _spec(model="trm_mlp", seed=0, **over):

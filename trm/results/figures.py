@@ -119,6 +119,14 @@ def _is_numeric(series: pd.Series) -> bool:
     return bool(pd.to_numeric(values, errors="coerce").notna().all())
 
 
+def _ci_bars(ax, xs, means, lo, hi, color) -> None:
+    """95% CI bars where both ends are finite (one seed has none)."""
+    ci = np.isfinite(lo) & np.isfinite(hi)
+    if ci.any():
+        ax.errorbar(np.array(xs)[ci], means[ci], yerr=[means[ci] - lo[ci], hi[ci] - means[ci]],
+                    fmt="none", ecolor=color, elinewidth=1, capsize=2.5, zorder=3)
+
+
 def _levels(rows: pd.DataFrame, column: str | None, study: dict | None) -> list:
     if not column:
         return [None]
@@ -320,18 +328,7 @@ def plot_view(
                             ms=5,
                             zorder=3,
                         )
-                        has_ci = np.isfinite(lo) & np.isfinite(hi)
-                        if has_ci.any():
-                            ax.errorbar(
-                                np.array(xs)[has_ci],
-                                means[has_ci],
-                                yerr=[means[has_ci] - lo[has_ci], hi[has_ci] - means[has_ci]],
-                                fmt="none",
-                                ecolor=color,
-                                elinewidth=1,
-                                capsize=2.5,
-                                zorder=3,
-                            )
+                        _ci_bars(ax, xs, means, lo, hi, color)
                         for c in done:
                             sx = (
                                 [xpos(c, v) for v in c["seed_x"]]
@@ -532,17 +529,7 @@ def plot_depth_scaling(
                     lo = np.array([t[1].ci_low for t in trained]) * scale
                     hi = np.array([t[1].ci_high for t in trained]) * scale
                     ax.plot(xs, means, color=color, marker="o", lw=1.6, ms=5, zorder=3)
-                    ci = np.isfinite(lo) & np.isfinite(hi)
-                    ax.errorbar(
-                        np.array(xs)[ci],
-                        means[ci],
-                        yerr=[means[ci] - lo[ci], hi[ci] - means[ci]],
-                        fmt="none",
-                        ecolor=color,
-                        capsize=2.5,
-                        elinewidth=1,
-                        zorder=3,
-                    )
+                    _ci_bars(ax, xs, means, lo, hi, color)
             if C.is_accuracy(y):
                 _accuracy_ylim(ax, marks.max_stack())
             if all_x:
