@@ -82,7 +82,10 @@ class DataSpec:
     grid: int = 6  # side length: Sudoku 4/6/9, Maze up to 30
     blanks: int = 24  # Sudoku: blanks per generated puzzle (0 = minimal puzzles)
     min_path: int = 0  # Maze: keep only mazes whose shortest path has >= this many moves
-    n_train: int = 2000  # original puzzles (groups) in the train split
+    # Original puzzles (groups). Sudoku/Maze: puzzles in the train / test split. ARC: at most
+    # n_train training-only tasks and n_test evaluation tasks (whose demos also go to train),
+    # so arc1's 960 / 400 take every task.
+    n_train: int = 2000
     n_test: int = 500
     n_aug: int = 0  # augmented variants stored per train puzzle (official num_aug)
     seed: int = 0  # data seed, separate from the training seed
