@@ -409,7 +409,12 @@ def test_depth_sweep_reproduces_training_metrics_and_writes_grid(smoke_run, caps
 def test_bf16_autocast_and_compile_paths_run_on_cpu(smoke_run, tmp_path, monkeypatch):
     spec, run_dir, data, metrics = smoke_run
     over = {"train.steps": 6, "train.checkpoint_interval": 6}
-    bf16 = loop.run(C.resolve("trm_mlp", "sudoku", "smoke", over | {"train.bf16": True}),
+    # The bf16 path itself runs on any CPU; pin the hardware probe so it is not refused here.
+    monkeypatch.setenv("TRM_NATIVE_BF16", "1")
+    from trm.train import precision
+
+    precision.native_bf16.cache_clear()
+    bf16 = loop.run(C.resolve("trm_mlp", "sudoku", "smoke", over | {"train.precision": "bf16"}),
                     tmp_path / "bf16", data, progress=False)
     assert bf16["status"] == "ok" and 0.0 <= bf16["cell_accuracy"] <= 1.0
     log = [json.loads(x) for x in (tmp_path / "bf16" / "train.jsonl").read_text().splitlines()]

@@ -122,7 +122,11 @@ class TrainSpec:
     checkpoint_interval: int = 200  # optimizer steps between checkpoints
     threads: int = 1  # torch threads per process on CPU (1 is fastest on shared 2-core boxes)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool = False  # autocast on GPU
+    # fp32 | bf16 (autocast to bfloat16 around the model, losses in float32) | auto (bf16
+    # where the device multiplies bf16 natively: CUDA Ampere+, CPUs with AVX512-BF16/AMX).
+    # Resolved to fp32/bf16 when the spec is resolved (trm/train/precision.py), so the
+    # signature and every record name the precision actually used.
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     compile: bool = False
     tf32: bool = False
     log_interval: int = 50
@@ -428,12 +432,27 @@ def resolve(
     spec = from_dict(RunSpec, merged)
     if spec.data.task != task:
         raise SpecError(f"configs/tasks/{task}.yaml: data.task is '{spec.data.task}', expected '{task}'")
+    _resolve_precision(spec)
     check_ranges(spec)
     return spec
 
 
+def _resolve_precision(spec: RunSpec) -> None:
+    """'auto' -> the concrete precision for this machine (planning side, torch-free unless
+    auto needs a probe); bf16 named for an explicit CPU run on a CPU without it is refused."""
+    from trm.train import precision as P
+
+    try:
+        spec.train.precision = P.resolve(spec.train.precision, spec.train.device)
+        if spec.train.device == "cpu":
+            P.check_supported(spec.train.precision, "cpu")
+    except P.PrecisionError as e:
+        raise SpecError(str(e)) from e
+
+
 def load_spec(path: Path) -> RunSpec:
     spec = from_dict(RunSpec, load_yaml(path), where=f"{path}: ")
+    _resolve_precision(spec)
     check_ranges(spec)
     return spec
 

@@ -206,6 +206,8 @@ def _run_row(row: dict, root: Path, resolved: dict) -> dict:
     info = _read_run_info(run_dir)
     out["device"] = info.get("gpu") or info.get("device") or ""
     out["git_sha"] = ((info.get("git") or {}).get("sha") or "")[:12]
+    # The precision the run used (it changes results): the resolved spec's, else run_info's.
+    out["precision"] = str(((spec or {}).get("train") or {}).get("precision") or info.get("precision") or "")
 
     for field in METRIC_FIELDS:
         value = metrics.get(field)

@@ -65,7 +65,7 @@ def eval_indices(split: PuzzleSplit, max_examples: int, seed: int) -> np.ndarray
 
 
 def autocast(device: torch.device, bf16: bool):
-    """bf16 autocast (GPU speed path; also runs on CPU); a no-op when bf16 is off."""
+    """bf16 autocast around the model (train.precision=bf16, CUDA or CPU); a no-op for fp32."""
     if not bf16:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

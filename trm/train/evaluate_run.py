@@ -33,6 +33,7 @@ from trm.data.dataset import load_split
 from trm.model import build_model
 from trm.train import checkpoint as ckpt
 from trm.train.evaluate import build_scorers, evaluate, halting_stats
+from trm.train import precision
 from trm.train.loop import compile_networks, configure_backends, eval_record_at, pick_device
 
 OUTPUT = "test_time_depth.json"
@@ -78,6 +79,7 @@ def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), *, d
     m, t = spec.model, spec.train
     dev = torch.device(device) if device is not None else pick_device(t)
     configure_backends(t, dev)
+    precision.check_supported(t.precision, dev.type)
     torch.set_num_threads(t.threads)
     k_trained = spec.eval.n_supervision or m.n_supervision
     ks = sorted({k_trained, *(int(k) for k in n_supervision)})
@@ -107,7 +109,7 @@ def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), *, d
                 compile_networks(model)
             if verbose:
                 print(f"eval T={T} n={n} K<={max(ks)} on {len(test.inputs)} examples", file=sys.stderr)
-            ev = evaluate(model, test, max(ks), bs, dev, scorers=scorers, bf16=t.bf16)
+            ev = evaluate(model, test, max(ks), bs, dev, scorers=scorers, bf16=t.precision == "bf16")
             for k in ks:
                 row = base | eval_record_at(ev, k) | {"total_depth": k * per_step,
                                                       "halting": halting_stats(ev["correct"], ev["halted"], k)}

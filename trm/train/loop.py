@@ -15,8 +15,8 @@ Rank 0 writes every file. Checkpoints hold the GLOBAL carry (gathered in slot or
 replicated state (model, EMA, optimizers, sampler position, exploration RNG); RNG streams are
 the same on every rank, so a checkpoint resumes exactly with any world size that divides B.
 
-Speed paths (GPU; all off by default, CPU stays fp32 and deterministic): train.bf16 (autocast
-to bfloat16 around the model; losses stay float32/float64), train.compile (torch.compile of the
+Precision and speed paths: train.precision (fp32, or bf16 = autocast to bfloat16 around the
+model on CUDA or CPU, losses float32/float64; see trm/train/precision.py), train.compile (torch.compile of the
 L/H networks in place, so state_dict keys do not change; TRM_COMPILE_BACKEND overrides the
 backend, default inductor), train.tf32 (TF32 matmuls on CUDA).
 """
@@ -37,6 +37,7 @@ from trm.model import build_model
 from trm.train import checkpoint as ckpt
 from trm.train import distributed
 from trm.train import losses
+from trm.train import precision
 from trm.train.ema import EMA
 from trm.train.evaluate import autocast, build_scorers, eval_indices, evaluate, example_puzzle_ids
 from trm.train.optim import build_optimizers, set_lr
@@ -188,6 +189,9 @@ class Trainer:
         self.comm = comm or distributed.single(pick_device(t))
         self.device = self.comm.device
         configure_backends(t, self.device)
+        # A spec file written elsewhere may name bf16 for a device that lacks it: refuse.
+        precision.check_supported(t.precision, self.device.type)
+        self.bf16 = t.precision == "bf16"
         self.global_batch = t.global_batch_size
         self.local_batch = distributed.check_batch(self.global_batch, self.comm.world_size)
         self.slots = slice(self.comm.rank * self.local_batch, (self.comm.rank + 1) * self.local_batch)
@@ -261,7 +265,7 @@ class Trainer:
         m, t = self.spec.model, self.spec.train
         c = self._refill(self.carry)
         B = self.global_batch
-        with autocast(self.device, t.bf16):
+        with autocast(self.device, self.bf16):
             latents, logits, q_halt, q_cont = self.model(c.latents, c.inputs, c.puzzle_ids)
         steps = c.steps + 1
         mask = c.labels != self.ignore_id
@@ -274,7 +278,7 @@ class Trainer:
         if m.halting == "q_learning":
             # Q-learning continue target from a second, no-grad segment on the new carry
             # (official HRM; no replay buffer or target network).
-            with torch.no_grad(), autocast(self.device, t.bf16):
+            with torch.no_grad(), autocast(self.device, self.bf16):
                 _, _, nq_halt, nq_cont = self.model(latents, c.inputs, c.puzzle_ids)
             halt_loss = halt_loss + losses.halt_bce(q_cont, q_continue_target(is_last, nq_halt, nq_cont))
         total = (loss + t.halt_loss_weight * halt_loss) / B  # 1/GLOBAL batch on every rank
@@ -376,7 +380,7 @@ class Trainer:
         with ctx:
             out = evaluate(self.model, self.test_split, n_steps, ev.batch_size, self.device,
                            indices=self.periodic_indices if periodic else None,
-                           scorers=self.scorers(), comm=self.comm, bf16=self.spec.train.bf16,
+                           scorers=self.scorers(), comm=self.comm, bf16=self.bf16,
                            halting_at=self.n_sup_eval)
         arc = out["scorers"].get("arc")
         if arc is not None:

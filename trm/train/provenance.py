@@ -70,7 +70,8 @@ def run_info(spec: C.RunSpec, trainer, resumed_from: int) -> dict:
         "data_dir": str(Path(trainer.data_dir).resolve()),
         # Data parallelism: world size, backend, where the ranks came from (torchrun/SLURM).
         "distributed": trainer.comm.describe() if getattr(trainer, "comm", None) else None,
-        "speed": {"bf16": spec.train.bf16, "compile": spec.train.compile, "tf32": spec.train.tf32},
+        "precision": spec.train.precision,
+        "speed": {"compile": spec.train.compile, "tf32": spec.train.tf32},
     }
 
 
