@@ -17,6 +17,23 @@ autograd, all earlier ones under no_grad (so memory does not grow with T):
     last_k     -> last grad_last_k calls
     all        -> every call (full backprop through the step)
 The latents are detached on return: deep supervision never backpropagates across steps.
+
+Grouping of the input sums (the rule `run` in `_recurse` implements). Each network input is
+    state + injection
+where the state is the latent being rewritten and the injection everything added to it, and
+each side is summed left to right BEFORE the two are added, exactly as the official code
+(the official ReasoningModule computes `hidden_states + input_injection`, with the injection
+summed at the call site):
+    y_z (trm.py, HRM hrm_act_v1.py, TRM-repo hrm.py):  f_L(z + (y + x)),   f_H(y + z)
+    single_z (trm_singlez.py):                          f_L(z + x),         f_H(z)
+    multi_scale_z (trm_hier6.py), s = ((z1 + z2) + ...) + zn:
+                                                        f_L(s + (y + x)),   f_H(y + s)
+    transformer_act (transformers_baseline.py):         f(y + x)
+Why: float addition is not associative, so (z + y) + x and z + (y + x) differ in the last
+bit; the recursion amplifies that difference about 25x per supervision step (TRM-MLP logits
+1.45 apart after 4 steps in fp32), which hides every other comparison with the official code.
+With this grouping, forward, loss, gradients and carries equal the official code's bit for
+bit in fp32 on CPU (tests/test_grouping.py pins the grouping).
 """
 
 from __future__ import annotations
@@ -185,14 +202,29 @@ class RecursiveReasoningModel(nn.Module):
         first_grad_call = self.n_calls - self.n_grad_calls + 1
         call = 0
 
+        def left_sum(ts) -> torch.Tensor:
+            h = ts[0]
+            for t in ts[1:]:
+                h = h + t
+            return h
+
         def run(net: Network, *terms: torch.Tensor) -> torch.Tensor:
+            """net(state + injection), grouped as the official code (module docstring,
+            "Grouping"): terms = the updated latent(s) first, then the injected ones."""
             nonlocal call
             call += 1
+            if terms[-1] is x:
+                # A z-update (only z-updates see x): the injection is (y + x), or x alone with
+                # a single z; the state is the z, or the left-to-right sum of the z's.
+                n_inject = 1 if spec.latents == "single_z" else 2
+            else:
+                # A y-update: the state is y, the injection the z (or the sum of the z's).
+                n_inject = len(terms) - 1
             # The sum is inside the context too, so no-grad calls build no graph at all.
             with torch.set_grad_enabled(grad_wanted and call >= first_grad_call):
-                h = terms[0]
-                for t in terms[1:]:
-                    h = h + t
+                h = left_sum(terms[: len(terms) - n_inject])
+                if n_inject:
+                    h = h + left_sum(terms[len(terms) - n_inject:])
                 return net(h, self.rotary)
 
         n, T = spec.n_latent_steps, spec.n_cycles
