@@ -30,9 +30,15 @@ def default_data_dir(spec: C.RunSpec, root: Path = Path(".")) -> Path:
 
 
 def ensure_data(spec: C.RunSpec, data_dir: Path | None) -> Path:
-    """An explicit, existing dataset folder is used as it is (it may come from the official
-    builders); otherwise the spec's dataset is built (at once if already complete)."""
-    if data_dir and (Path(data_dir) / "train" / "dataset.json").exists():
+    """An explicit dataset folder must exist and be complete (it may come from the official
+    builders); one of ours must have been built for this spec (the content hash is checked
+    where the arrays are loaded, in the training process). Without one, the spec's dataset is
+    built in the default place (at once if already complete)."""
+    from trm.data import identity
+
+    if data_dir:
+        identity.require_built(Path(data_dir))
+        identity.check_spec(Path(data_dir), spec.data)
         return Path(data_dir)
     from trm.data.build import build_dataset
 

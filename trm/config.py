@@ -460,9 +460,9 @@ def load_spec(path: Path) -> RunSpec:
 def dump_spec(spec: RunSpec, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(to_dict(spec), sort_keys=False))
-    tmp.replace(path)
+    from trm.files import atomic_write_text  # one atomic writer (temp name, fsync, rename, cleanup)
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(spec), sort_keys=False))
 
 
 # --------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ Everything a run needs to continue bit-for-bit goes into one file: model, EMA, o
 (puzzle-embedding optimizer included), schedule position, RNG states, sampler position and
 the rolling carry. It is written to a temporary name and renamed, so a kill mid-write leaves
 the previous checkpoint intact. Loading uses `torch.load(weights_only=True)`: no pickle.
+
+Identity: each checkpoint carries the run's signature, seed and step budget, and a run
+resumes only from its own (a checkpoint copied from another run, or one left in a run
+directory whose spec changed, is refused with the reason, never silently continued).
 """
 
 from __future__ import annotations
@@ -16,6 +20,11 @@ import torch
 from trm.files import atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
 
 LATEST = "latest.pt"
+IDENTITY_KEYS = ("sig", "seed", "total_steps")
+
+
+class CheckpointMismatch(ValueError):
+    """The checkpoint in a run directory was written for another run or step budget."""
 
 
 def save(state: dict, ckpt_dir: Path) -> Path:
@@ -23,10 +32,14 @@ def save(state: dict, ckpt_dir: Path) -> Path:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = ckpt_dir / LATEST
     tmp = ckpt_dir / f".{LATEST}.tmp{os.getpid()}"
-    torch.save(state, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        torch.save(state, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half a checkpoint behind
+        raise
     return path
 
 
@@ -34,4 +47,25 @@ def load(ckpt_dir: Path) -> dict | None:
     path = Path(ckpt_dir) / LATEST
     if not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated zip, foreign pickle, bit rot
+        raise CheckpointMismatch(f"{path}: checkpoint cannot be read ({str(e).splitlines()[0][:200]}); "
+                                 "delete it to train from scratch") from None
+
+
+def check_identity(state: dict, want: dict, path: Path) -> None:
+    """Refuse a checkpoint whose recorded identity differs from `want` (keys of
+    IDENTITY_KEYS; a key missing from `want` is not compared). A checkpoint without an
+    identity predates it or is foreign: refused too, since nothing says it is this run's."""
+    have = state.get("identity")
+    if not isinstance(have, dict):
+        raise CheckpointMismatch(
+            f"{path}: checkpoint records no run identity (signature, seed, step budget), so it "
+            "cannot be shown to belong to this run; delete it to train from scratch")
+    diff = [f"{k} {have.get(k)!r} (this run: {want[k]!r})" for k in IDENTITY_KEYS
+            if k in want and have.get(k) != want[k]]
+    if diff:
+        raise CheckpointMismatch(
+            f"{path}: checkpoint was written for another run: {'; '.join(diff)}. "
+            "Delete the run directory (or its checkpoints/) to train this spec from scratch")

@@ -28,11 +28,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from trm import config as C
+from trm.data import identity as data_identity
 from trm.data.dataset import PuzzleSplit, load_split
+from trm.files import atomic_save_npz, clean_temp_files
 from trm.model import build_model
 from trm.train import checkpoint as ckpt
 from trm.train import distributed
@@ -197,6 +198,10 @@ class Trainer:
         self.slots = slice(self.comm.rank * self.local_batch, (self.comm.rank + 1) * self.local_batch)
         self.train_split = load_split(self.data_dir, "train")
         self.test_split = load_split(self.data_dir, "test")
+        # Identity before any batch: the arrays hash to dataset.json's content hash and were
+        # built for this data spec; an external dataset is recorded with its real shape.
+        self.data_provenance = data_identity.check_dataset(
+            self.data_dir, spec.data, {"train": self.train_split, "test": self.test_split})
         meta = self.train_split.meta
         self.ignore_id = meta.get("ignore_label_id", 0)
         self.ignore_id = -100 if self.ignore_id is None else int(self.ignore_id)
@@ -345,8 +350,13 @@ class Trainer:
         }
 
     def load_state_dict(self, s: dict) -> None:
+            "identity": self.identity(),  # a resume must be this run's: ckpt.check_identity
         self.step = int(s["step"])
         self.model.load_state_dict(s["model"])
+    def identity(self) -> dict:
+        return {"sig": C.signature(self.spec), "seed": self.spec.train.seed,
+                "total_steps": self.total_steps}
+
         if self.ema is not None:
             self.ema.load_state_dict(s["ema"])
         self.optim.load_state_dict(s["optim"])
@@ -428,12 +438,16 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
         C.dump_spec(spec, run_dir / "spec.yaml")
     trainer = Trainer(spec, run_dir, data_dir, comm)
     ckpt_dir = run_dir / "checkpoints"
+        # Half-written temp files of an earlier attempt that was killed mid-write.
+        clean_temp_files(run_dir)
+        clean_temp_files(run_dir / "checkpoints")
     resumed_from = 0
     state = ckpt.load(ckpt_dir)  # every rank reads the same file
     if state is not None:
         trainer.load_state_dict(state)
         resumed_from = trainer.step
     del state
+        ckpt.check_identity(state, trainer.identity(), ckpt_dir / ckpt.LATEST)
     info = provenance.run_info(spec, trainer, resumed_from) if main else {}
     log_path = run_dir / "train.jsonl"
     if main:
@@ -536,7 +550,7 @@ def _metrics(spec: C.RunSpec, trainer: Trainer, status: str, diverged_at, error)
         **calls,
         "effective_depth": C.effective_depth(spec.model),
         "train_flops": None,
-        "data_provenance": trainer.train_split.meta.get("provenance", {"kind": "unknown"}),
+        "data_provenance": trainer.data_provenance,
         "spec": C.to_dict(spec),
     }
     if status != "ok":
@@ -544,7 +558,7 @@ def _metrics(spec: C.RunSpec, trainer: Trainer, status: str, diverged_at, error)
     ev = trainer.evaluate()  # all ranks take part
     n_sup = trainer.n_sup_eval
     if trainer.comm.is_main:
-        np.savez_compressed(trainer.run_dir / "predictions.npz", correct=ev["correct"][n_sup - 1])
+        atomic_save_npz(trainer.run_dir / "predictions.npz", correct=ev["correct"][n_sup - 1])
     per_step = {"exact_accuracy": ev["exact_accuracy"], "cell_accuracy": ev["cell_accuracy"]}
     if "maze" in ev["scorers"]:
         per_step["valid_optimal_accuracy"] = ev["scorers"]["maze"]["valid_optimal_accuracy"]

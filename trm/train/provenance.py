@@ -66,7 +66,8 @@ def run_info(spec: C.RunSpec, trainer, resumed_from: int) -> dict:
         "resumed_from_step": resumed_from,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "_t0": time.time(),
-        "data_provenance": trainer.train_split.meta.get("provenance", {"kind": "unknown"}),
+        "data_provenance": getattr(trainer, "data_provenance", None)
+        or trainer.train_split.meta.get("provenance", {"kind": "unknown"}),
         "data_dir": str(Path(trainer.data_dir).resolve()),
         # Data parallelism: world size, backend, where the ranks came from (torchrun/SLURM).
         "distributed": trainer.comm.describe() if getattr(trainer, "comm", None) else None,
