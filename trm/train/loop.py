@@ -347,16 +347,16 @@ class Trainer:
             "train_time": self.train_time,
             "arc_votes": self.arc_votes.state_dict() if self.arc_votes is not None else None,
             "world_size": self.comm.world_size,  # informational: any divisor of B resumes
+            "identity": self.identity(),  # a resume must be this run's: ckpt.check_identity
         }
 
-    def load_state_dict(self, s: dict) -> None:
-            "identity": self.identity(),  # a resume must be this run's: ckpt.check_identity
-        self.step = int(s["step"])
-        self.model.load_state_dict(s["model"])
     def identity(self) -> dict:
         return {"sig": C.signature(self.spec), "seed": self.spec.train.seed,
                 "total_steps": self.total_steps}
 
+    def load_state_dict(self, s: dict) -> None:
+        self.step = int(s["step"])
+        self.model.load_state_dict(s["model"])
         if self.ema is not None:
             self.ema.load_state_dict(s["ema"])
         self.optim.load_state_dict(s["optim"])
@@ -435,19 +435,19 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
     main = comm.is_main
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        C.dump_spec(spec, run_dir / "spec.yaml")
-    trainer = Trainer(spec, run_dir, data_dir, comm)
-    ckpt_dir = run_dir / "checkpoints"
         # Half-written temp files of an earlier attempt that was killed mid-write.
         clean_temp_files(run_dir)
         clean_temp_files(run_dir / "checkpoints")
+        C.dump_spec(spec, run_dir / "spec.yaml")
+    trainer = Trainer(spec, run_dir, data_dir, comm)
+    ckpt_dir = run_dir / "checkpoints"
     resumed_from = 0
     state = ckpt.load(ckpt_dir)  # every rank reads the same file
     if state is not None:
+        ckpt.check_identity(state, trainer.identity(), ckpt_dir / ckpt.LATEST)
         trainer.load_state_dict(state)
         resumed_from = trainer.step
     del state
-        ckpt.check_identity(state, trainer.identity(), ckpt_dir / ckpt.LATEST)
     info = provenance.run_info(spec, trainer, resumed_from) if main else {}
     log_path = run_dir / "train.jsonl"
     if main:
