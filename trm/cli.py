@@ -42,7 +42,7 @@ def ensure_data(spec: C.RunSpec, data_dir: Path | None) -> Path:
         return Path(data_dir)
     from trm.data.build import build_dataset
 
-    data_dir = Path(data_dir) if data_dir else default_data_dir(spec)
+    data_dir = default_data_dir(spec)
     build_dataset(spec.data, data_dir)
     return data_dir
 
