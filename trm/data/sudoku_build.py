@@ -1,11 +1,13 @@
 """Sudoku datasets in the official format.
 
 Tokens (official): 0 PAD, 1 blank, digit d -> d + 1; vocab = grid + 2 (9x9: 11); seq_len = grid^2.
-9x9 with blanks=0 builds the Sudoku-Extreme-like easy/hard mix of sudoku_hard (hard seeds from
-tdoku-format lists in data.path when given).
+9x9 with blanks=0 builds the Sudoku-Extreme-like mix of sudoku_hard: easy minimal puzzles plus
+seed-list puzzles (tdoku-format lists in data.path) or vicinity-search puzzles (mean ~17 guesses
+without seed lists, far easier than the real hard lists; see provenance["difficulty"]).
 Train: n_train original puzzles, one group each, holding the original + n_aug equivalence-
 transformed variants as separate puzzles. Test: n_test puzzles, one group each, not augmented,
-none equivalent to a train puzzle. Every puzzle has identifier 0 (num_puzzle_identifiers 1).
+none equivalent to a train puzzle, and for 9x9 none whose solution grid is (up to symmetry) a
+train puzzle's. Every puzzle has identifier 0 (num_puzzle_identifiers 1).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from trm.data.official_format import BuiltData, SplitBuilder
 from trm.data.raw_csv import RawRow, find_split_csvs, read_rows
 from trm.data.sources import Resolution, SourceError, try_hf
 from trm.data.sudoku_gen import GENERATOR_VERSION, Puzzle, make_distinct_puzzles
-from trm.data.sudoku_symmetry import apply_transforms, random_transforms
+from trm.data.sudoku_symmetry import apply_transforms, family_key, random_transforms
 
 # Independent random streams, so e.g. changing n_aug never changes which puzzles are drawn.
 STREAM_TRAIN, STREAM_TEST, STREAM_AUG, STREAM_SAMPLE, STREAM_SEEDS = 1, 2, 3, 4, 5
@@ -71,8 +73,17 @@ def generated_puzzles(data: DataSpec) -> tuple[list[Puzzle], list[Puzzle], dict]
     taken: set[bytes] = set()
     train = make_distinct_puzzles(n, data.blanks, data.n_train, rng_for(data.seed, STREAM_TRAIN),
                                   taken, what="train puzzles")
+    accept = None
+    if n == 9:
+        # 9x9: split by solution-grid family too (a test puzzle whose grid is, up to symmetry, a
+        # train grid is a near-duplicate). 4x4 has 2 families and 6x6 a few dozen, so there the
+        # split can only be by puzzle; the overlap is counted in the provenance instead.
+        train_fams = {family_key(p.solution, n) for p in train}
+        accept = lambda p: family_key(p.solution, n) not in train_fams  # noqa: E731
     test = make_distinct_puzzles(n, data.blanks, data.n_test, rng_for(data.seed, STREAM_TEST),
-                                 taken, what="test puzzles")
+                                 taken, accept=accept, what="test puzzles")
+    train_fams = {family_key(p.solution, n) for p in train}
+    test_fams = [family_key(p.solution, n) for p in test]
     info = {
         "kind": "generated",
         "source": "generator",
@@ -81,7 +92,13 @@ def generated_puzzles(data: DataSpec) -> tuple[list[Puzzle], list[Puzzle], dict]
         "generator_version": GENERATOR_VERSION,
         "rating": solver.RATING_VERSION,
         "split_hygiene": "equivalence key (exact canonical form for 4x4/6x6, "
-                         "invariant fingerprint for 9x9) distinct across and within splits",
+                         "invariant fingerprint for 9x9) distinct across and within splits"
+                         + ("; 9x9 also by solution-grid family (exact canonical form)"
+                            if n == 9 else "; solution-grid families shared (4x4: 2 families, "
+                            "6x6: a few dozen exist)"),
+        "families": {"train": len(train_fams), "test": len(set(test_fams)),
+                     "shared": len(set(test_fams) & train_fams),
+                     "test_puzzles_in_train_family": sum(f in train_fams for f in test_fams)},
     }
     return train, test, info
 
