@@ -20,31 +20,10 @@ import yaml
 
 from trm import config as C
 
+from trm.data.resolve import default_data_dir, ensure_data
 
 def _overrides(items: list[str]) -> dict:
     return dict(C.parse_override(s) for s in items)
-
-
-def default_data_dir(spec: C.RunSpec, root: Path = Path(".")) -> Path:
-    return root / "results" / "data" / spec.data.task / C.data_signature(spec)
-
-
-def ensure_data(spec: C.RunSpec, data_dir: Path | None) -> Path:
-    """An explicit dataset folder must exist and be complete (it may come from the official
-    builders); one of ours must have been built for this spec (the content hash is checked
-    where the arrays are loaded, in the training process). Without one, the spec's dataset is
-    built in the default place (at once if already complete)."""
-    from trm.data import identity
-
-    if data_dir:
-        identity.require_built(Path(data_dir))
-        identity.check_spec(Path(data_dir), spec.data)
-        return Path(data_dir)
-    from trm.data.build import build_dataset
-
-    data_dir = default_data_dir(spec)
-    build_dataset(spec.data, data_dir)
-    return data_dir
 
 
 def cmd_spec(a) -> int:

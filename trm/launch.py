@@ -49,7 +49,7 @@ class TrainJob(submitit.helpers.Checkpointable):
 
     def __call__(self) -> dict:
         rank = _export_local_distributed()
-        from trm.cli import ensure_data
+        from trm.data.resolve import ensure_data
         from trm.train.loop import run
 
         spec = C.load_spec(Path(self.spec_path))

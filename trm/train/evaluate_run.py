@@ -47,7 +47,7 @@ def _data_dir(run_dir: Path, spec: C.RunSpec, data_dir) -> Path:
         recorded = json.loads(info.read_text()).get("data_dir")
         if recorded and (Path(recorded) / "test" / "dataset.json").is_file():
             return Path(recorded)
-    from trm.cli import default_data_dir
+    from trm.data.resolve import default_data_dir
 
     fallback = default_data_dir(spec)
     if (fallback / "test" / "dataset.json").is_file():
