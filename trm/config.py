@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -178,6 +181,13 @@ NON_SEMANTIC = {
 
 def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
     """Return (ok, coerced value) for value against annotation tp."""
+    # The common plain cases first (get_origin is slow enough to show up in planning).
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is str:
+        return isinstance(value, str), value
     origin = get_origin(tp)
     if origin is Literal:
         return (value in get_args(tp), value)
@@ -208,7 +218,10 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
         return isinstance(value, int) and not isinstance(value, bool), value
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value)
+            try:
+                return True, float(value)
+            except OverflowError:  # an integer too large for a float
+                return False, value
         return False, value
     if tp is str:
         return isinstance(value, str), value
@@ -226,12 +239,22 @@ def _describe(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
 
 
+@functools.lru_cache(maxsize=None)
+def _schema(cls: type) -> tuple[frozenset, tuple]:
+    """(field names, ((name, annotation, is a dataclass), ...)) of a spec class. Planning
+    calls from_dict several times per run; get_type_hints re-evaluates every annotation
+    string, so it is done once per class."""
+    hints = typing.get_type_hints(cls)
+    fields = tuple((f.name, hints[f.name], dataclasses.is_dataclass(hints[f.name]))
+                   for f in dataclasses.fields(cls))
+    return frozenset(name for name, _, _ in fields), fields
+
+
 def from_dict(cls: type, data: dict, prefix: str = "", where: str = "") -> Any:
     """Build dataclass `cls` from a nested dict, naming the bad key on any error."""
     if not isinstance(data, dict):
         raise SpecError(f"{where}{prefix.rstrip('.') or 'spec'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names, fields = _schema(cls)
     for key in data:
         if key not in names:
             raise SpecError(
@@ -239,65 +262,182 @@ def from_dict(cls: type, data: dict, prefix: str = "", where: str = "") -> Any:
                 f"'{prefix.rstrip('.') or 'spec'}': {', '.join(sorted(names))})"
             )
     kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
+    for name, tp, nested in fields:
+        if name not in data:
             continue
-        tp = hints[f.name]
-        value = data[f.name]
-        if dataclasses.is_dataclass(tp):
-            kwargs[f.name] = from_dict(tp, value, f"{prefix}{f.name}.", where)
+        value = data[name]
+        if nested:
+            kwargs[name] = from_dict(tp, value, f"{prefix}{name}.", where)
             continue
         ok, coerced = _type_ok(value, tp)
         if not ok:
             raise SpecError(
-                f"{where}'{prefix}{f.name}' must be {_describe(tp)}, got {value!r}"
+                f"{where}'{prefix}{name}' must be {_describe(tp)}, got {value!r}"
             )
-        kwargs[f.name] = coerced
+        kwargs[name] = coerced
     return cls(**kwargs)
 
 
+_SECTIONS = ("model", "data", "optim", "train", "eval")
+
+
+def _flat_fields(spec: RunSpec) -> dict:
+    """{'model.layers': 2, ...} straight from the dataclasses (to_dict deep-copies)."""
+    out = {"name": spec.name}
+    for section in _SECTIONS:
+        part = getattr(spec, section)
+        for name, _, _ in _schema(type(part))[1]:
+            out[f"{section}.{name}"] = getattr(part, name)
+    return out
+
+
+class RangeError(SpecError):
+    """A value outside its allowed range; `key` is the dotted key, so that the caller can
+    name the file (layer) that set it."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class _Range:
+    """An interval a number must lie in; None = unbounded on that side."""
+
+    low: float | None = None
+    low_open: bool = False
+    high: float | None = None
+    high_open: bool = False
+
+    def holds(self, v: float) -> bool:
+        if isinstance(v, float) and not math.isfinite(v):
+            return False  # nan passes every comparison below as False, inf is never meant
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
+            return False
+        if self.high is not None and (v >= self.high if self.high_open else v > self.high):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        return (f"in {'(' if self.low_open else '['}{self.low}, {self.high}"
+                f"{')' if self.high_open else ']'}")
+
+
+_POSITIVE = _Range(0, low_open=True)
+_NON_NEGATIVE = _Range(0)
+_UNIT = _Range(0, high=1)  # a probability or ratio
+_UNIT_OPEN_TOP = _Range(0, high=1, high_open=True)  # a decay rate: 1 would never move
+_SEED = _Range(0, high=2**32 - 1)  # numpy's seeds are 32-bit
+
+# The allowed range of every numeric field (floats must also be finite). A test checks that
+# no numeric field of RunSpec is missing here, so a new knob cannot skip its check.
+FIELD_RANGES: dict[str, _Range] = {
+    "model.layers": _POSITIVE,
+    "model.hidden_size": _POSITIVE,
+    "model.num_heads": _POSITIVE,
+    "model.expansion": _POSITIVE,
+    "model.ffn_multiple": _POSITIVE,
+    "model.rope_theta": _POSITIVE,
+    "model.norm_eps": _POSITIVE,
+    "model.n_latent_steps": _POSITIVE,
+    "model.n_cycles": _POSITIVE,
+    "model.grad_last_k": _POSITIVE,
+    "model.halt_exploration_prob": _UNIT,
+    "model.n_supervision": _POSITIVE,
+    "model.puzzle_emb_len": _NON_NEGATIVE,
+    "model.puzzle_emb_dim": _NON_NEGATIVE,
+    "model.direct_layers": _POSITIVE,
+    "data.grid": _POSITIVE,
+    "data.blanks": _NON_NEGATIVE,
+    "data.min_path": _NON_NEGATIVE,
+    "data.n_train": _POSITIVE,
+    "data.n_test": _POSITIVE,
+    "data.n_aug": _NON_NEGATIVE,
+    "data.seed": _SEED,
+    "optim.lr": _POSITIVE,
+    "optim.beta1": _UNIT_OPEN_TOP,
+    "optim.beta2": _UNIT_OPEN_TOP,
+    "optim.weight_decay": _NON_NEGATIVE,
+    "optim.warmup_steps": _NON_NEGATIVE,
+    "optim.min_lr_ratio": _UNIT,
+    "optim.grad_clip": _NON_NEGATIVE,  # None or 0 = no clipping
+    "optim.puzzle_emb_lr": _POSITIVE,
+    "optim.puzzle_emb_weight_decay": _NON_NEGATIVE,
+    "train.seed": _SEED,
+    "train.steps": _NON_NEGATIVE,  # > 0 unless train.epochs sets the budget (below)
+    "train.epochs": _NON_NEGATIVE,
+    "train.global_batch_size": _POSITIVE,
+    "train.halt_loss_weight": _NON_NEGATIVE,
+    "train.ema_rate": _UNIT_OPEN_TOP,
+    "train.eval_interval": _NON_NEGATIVE,  # 0 = final evaluation only
+    # The loop takes `step % interval`: 0 would divide by zero mid-run, so these are > 0.
+    "train.checkpoint_interval": _POSITIVE,
+    "train.log_interval": _POSITIVE,
+    "train.threads": _POSITIVE,
+    "eval.batch_size": _POSITIVE,
+    "eval.max_examples": _NON_NEGATIVE,  # 0 = every test example
+    "eval.n_supervision": _NON_NEGATIVE,  # 0 = the model's n_supervision
+    "eval.extra_n_supervision": _POSITIVE,  # each entry
+}
+# Names end up in paths, job names and shell lines: a safe alphabet only.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _out_of_range(key: str, value: Any, allowed: Any) -> RangeError:
+    return RangeError(key, f"'{key}' must be {allowed}, got {value!r}")
+
+
 def check_ranges(spec: RunSpec) -> None:
-    """Semantic checks that types alone cannot express."""
+    """Semantic checks that types alone cannot express: every numeric field in its range
+    (FIELD_RANGES), then the checks that relate fields. Raises RangeError naming the key."""
+    values = _flat_fields(spec)
+    for key, allowed in FIELD_RANGES.items():
+        value = values[key]
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None and not allowed.holds(v):
+                raise _out_of_range(key, v, allowed)
     m, t = spec.model, spec.train
-    positive = {
-        "model.layers": m.layers,
-        "model.hidden_size": m.hidden_size,
-        "model.num_heads": m.num_heads,
-        "model.n_latent_steps": m.n_latent_steps,
-        "model.n_cycles": m.n_cycles,
-        "model.n_supervision": m.n_supervision,
-        "model.ffn_multiple": m.ffn_multiple,
-        "train.steps": t.steps if t.epochs == 0 else 1,
-        "train.global_batch_size": t.global_batch_size,
-        "data.n_train": spec.data.n_train,
-        "data.n_test": spec.data.n_test,
-        "data.grid": spec.data.grid,
-        "train.threads": t.threads,
-    }
-    for key, val in positive.items():
-        if val <= 0:
-            raise SpecError(f"'{key}' must be > 0, got {val}")
+    if t.epochs == 0 and t.steps <= 0:
+        raise _out_of_range("train.steps", t.steps, "> 0 (or set train.epochs)")
+    if spec.name and not SAFE_NAME.match(spec.name):
+        raise _out_of_range("name", spec.name, "letters, digits, '_' or '-'")
+    if spec.data.path is not None and (not spec.data.path.strip() or _CONTROL.search(spec.data.path)):
+        raise _out_of_range("data.path", spec.data.path, "a non-empty path without control characters")
     if m.mixer == "attention" and m.hidden_size % m.num_heads:
-        raise SpecError(
+        raise RangeError(
+            "model.hidden_size",
             f"'model.hidden_size' ({m.hidden_size}) must be divisible by 'model.num_heads' ({m.num_heads})"
         )
-    if m.grad_steps == "last_k" and m.grad_last_k <= 0:
-        raise SpecError(f"'model.grad_last_k' must be > 0, got {m.grad_last_k}")
     if m.puzzle_emb_dim > 0 and m.puzzle_emb_len <= 0:
-        raise SpecError("'model.puzzle_emb_len' must be > 0 when puzzle embeddings are on")
-    if not 0.0 <= m.halt_exploration_prob <= 1.0:
-        raise SpecError("'model.halt_exploration_prob' must be in [0, 1]")
+        raise RangeError("model.puzzle_emb_len",
+                         "'model.puzzle_emb_len' must be > 0 when puzzle embeddings are on")
     if spec.data.task == "sudoku" and spec.data.grid not in (4, 6, 9):
-        raise SpecError(f"'data.grid' for sudoku must be 4, 6 or 9, got {spec.data.grid}")
-    if spec.optim.lr <= 0:
-        raise SpecError(f"'optim.lr' must be > 0, got {spec.optim.lr}")
-    for k in spec.eval.extra_n_supervision:
-        if k <= 0:
-            raise SpecError(f"'eval.extra_n_supervision' entries must be > 0, got {k}")
+        raise _out_of_range("data.grid", spec.data.grid, "4, 6 or 9 for sudoku")
+    if spec.data.task == "sudoku" and spec.data.blanks >= spec.data.grid**2:
+        raise _out_of_range("data.blanks", spec.data.blanks,
+                            f"< {spec.data.grid ** 2} (the cells of a {spec.data.grid}x{spec.data.grid} sudoku)")
+
+
+@functools.lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def to_dict(spec: Any) -> dict:
-    return dataclasses.asdict(spec)
+    """dataclasses.asdict, without its deepcopy of every leaf (planning calls this per run
+    for the signature); same result for specs: nested dicts, copied lists, plain scalars."""
+    if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
+        return {name: to_dict(getattr(spec, name)) for name in _field_names(type(spec))}
+    if isinstance(spec, (list, tuple)):
+        return type(spec)(to_dict(v) for v in spec)
+    if isinstance(spec, dict):
+        return {k: to_dict(v) for k, v in spec.items()}
+    if isinstance(spec, (str, int, float, bool, type(None))):
+        return spec
+    return copy.deepcopy(spec)
 
 
 # --------------------------------------------------------------------------------------
@@ -305,58 +445,171 @@ def to_dict(spec: Any) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def expand_dotted(d: dict) -> dict:
-    """{'a.b': 1, 'c': {'d': 2}} -> {'a': {'b': 1}, 'c': {'d': 2}}"""
+def expand_dotted(d: dict, where: str = "", prefix: str = "") -> dict:
+    """{'a.b': 1, 'c': {'d': 2}} -> {'a': {'b': 1}, 'c': {'d': 2}}. One key given twice,
+    once dotted and once nested ({'a.b': 1, 'a': {'b': 2}}), is refused: which one wins
+    would depend on the order of the lines."""
+    if not isinstance(d, dict):
+        raise SpecError(f"{where}'{prefix.rstrip('.') or 'spec'}': expected a mapping, got {d!r}")
     out: dict = {}
     for key, value in d.items():
         if isinstance(value, dict):
-            value = expand_dotted(value)
+            value = expand_dotted(value, where, f"{prefix}{key}.")
         parts = str(key).split(".")
+        if not all(parts):
+            raise SpecError(f"{where}key '{prefix}{key}' has an empty part")
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise SpecError(f"key '{key}' conflicts with a scalar at '{p}'")
+                raise SpecError(f"{where}key '{prefix}{key}' conflicts with a scalar at '{p}'")
         last = parts[-1]
-        if isinstance(value, dict) and isinstance(node.get(last), dict):
-            node[last] = deep_merge(node[last], value)
-        else:
-            node[last] = value
+        if last in node:
+            if isinstance(value, dict) and isinstance(node[last], dict):
+                clash = set(flatten(value)) & set(flatten(node[last]))
+                if not clash:
+                    node[last] = deep_merge(node[last], value)
+                    continue
+                twice = f"{prefix}{'.'.join(parts)}.{sorted(clash)[0]}"
+            else:
+                twice = f"{prefix}{'.'.join(parts)}"
+            raise SpecError(f"{where}duplicate key '{twice}' (given both dotted and nested)")
+        node[last] = value
     return out
 
 
+def copy_tree(value: Any) -> Any:
+    """A copy of nested dicts and lists (what YAML gives): faster than copy.deepcopy, which
+    planning would otherwise call several times per run."""
+    if isinstance(value, dict):
+        return {k: copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_tree(v) for v in value]
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    return copy.deepcopy(value)
+
+
 def deep_merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
+    out = copy_tree(base)
     for k, v in over.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = deep_merge(out[k], v)
         else:
-            out[k] = copy.deepcopy(v)
+            out[k] = copy_tree(v)
     return out
+
+
+class SpecLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader reading numbers as YAML 1.2 does: `1e-3` is a float, not the
+    string '1e-3' (YAML 1.1 wants a dot and a signed exponent, 1.0e-3). Everything else
+    is SafeLoader's."""
+
+
+# Tried after YAML 1.1's own float and int patterns, so it only catches what 1.1 misses:
+# exponents without a dot or without a sign (1e-3, 1E5, 2.5e3). Plain integers never get here.
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+# Snakemake runs a config or profile file that says `__use_yte__: true` through the YTE
+# template engine, which evaluates Python: no file of ours may ask for it.
+_YTE = re.compile(r"""^\s*["']?__use_yte__["']?\s*:""", re.M)
+
+
+def refuse_yte(text: str, where: str) -> None:
+    if _YTE.search(text):
+        raise SpecError(f"{where}: YTE templating ('__use_yte__') is refused: config and profile "
+                        "files must be plain YAML (templates can run code)")
+
+
+def _duplicate_keys(node: yaml.Node, prefix: str = "") -> tuple[str, int] | None:
+    """(dotted path, line) of the first key given twice in one mapping, at any depth."""
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node.value)
+            if key in seen:
+                return f"{prefix}{key}", key_node.start_mark.line + 1
+            seen.add(key)
+            found = _duplicate_keys(value_node, f"{prefix}{key}.")
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_keys(item, f"{prefix}{i}.")
+            if found:
+                return found
+    return None
+
+
+def _yaml_error(e: yaml.YAMLError) -> str:
+    """One line: PyYAML's messages span several lines with a caret drawing."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return f"line {mark.line + 1}: {problem}" if mark is not None else problem
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text -> data, with YAML 1.2 floats; duplicate keys and YTE are refused.
+    `where` names the source (a file, an override) in the one-line SpecError."""
+    refuse_yte(text, where)
+    loader = SpecLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicate = _duplicate_keys(node)
+        if duplicate:
+            key, line = duplicate
+            raise SpecError(f"{where}: duplicate key '{key}' (line {line}): each key may be given once")
+        return loader.construct_document(node)
+    except yaml.YAMLError as e:
+        raise SpecError(f"{where}: invalid YAML: {_yaml_error(e)}") from None
+    finally:
+        loader.dispose()
+
+
+# Parsed files by (path, mtime, size): planning reads each model/task/scale file once,
+# not once per run. Callers get their own copy (they pop and merge into it).
+_YAML_CACHE: dict[tuple, dict] = {}
 
 
 def load_yaml(path: Path) -> dict:
     path = Path(path)
-    if not path.exists():
-        raise SpecError(f"{path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise SpecError(f"{path}: invalid YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a mapping at the top level")
-    return data
+        st = path.stat()
+    except FileNotFoundError:
+        raise SpecError(f"{path}: file not found") from None
+    stamp = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    cached = _YAML_CACHE.get(stamp)
+    if cached is None:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SpecError(f"{path}: cannot be read: {e}") from None
+        data = parse_yaml(text, str(path))
+        if data is None:
+            # An empty file is almost always a mistake (a truncated copy, a wrong path):
+            # reading it as "no settings" would silently run the defaults.
+            raise SpecError(f"{path}: the file is empty (no YAML mapping)")
+        if not isinstance(data, dict):
+            raise SpecError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        _YAML_CACHE[stamp] = cached = data
+    return copy_tree(cached)
 
 
 def parse_override(text: str) -> tuple[str, Any]:
-    """'model.n_cycles=3' -> ('model.n_cycles', 3); the value is parsed as YAML."""
+    """'model.n_cycles=3' -> ('model.n_cycles', 3); the value is parsed as YAML 1.2
+    (so 'optim.lr=1e-3' is a float)."""
     if "=" not in text:
         raise SpecError(f"override '{text}' must look like key=value")
     key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw != "" else None
-    except yaml.YAMLError as e:
-        raise SpecError(f"override '{text}': bad value: {e}") from e
+    if not key.strip():
+        raise SpecError(f"override '{text}': the key before '=' is empty")
+    value = parse_yaml(raw, f"override '{text}'") if raw != "" else None
     return key.strip(), value
 
 
@@ -364,22 +617,28 @@ def available(kind: str, config_dir: Path = CONFIG_DIR) -> list[str]:
     return sorted(p.stem for p in (config_dir / kind).glob("*.yaml"))
 
 
-def _layer(name: str, kind: str, config_dir: Path, seen: tuple = ()) -> tuple[dict, str]:
-    """One named YAML layer. A model or scale file may say `inherit: other` to be a small diff."""
+def _layer(name: str, kind: str, config_dir: Path, seen: tuple = (),
+           read: list | None = None) -> tuple[dict, str]:
+    """One named YAML layer. A model or scale file may say `inherit: other` to be a small diff.
+    The files read are appended to `read` (for the resolve cache)."""
     path = config_dir / kind / f"{name}.yaml"
+    if not SAFE_NAME.match(str(name)):
+        raise SpecError(f"{kind[:-1]} name {name!r}: use letters, digits, '_' or '-' only")
     if not path.exists():
         raise SpecError(
             f"no {kind[:-1]} named '{name}' ({path} missing); available: "
             f"{', '.join(available(kind, config_dir))}"
         )
     data = load_yaml(path)
+    if read is not None:
+        read.append(path)
     parent = data.pop("inherit", None)
     data.pop("description", None)
-    data = expand_dotted(data)
+    data = expand_dotted(data, where=f"{path}: ")
     if parent is not None:
         if parent in seen:
             raise SpecError(f"{path}: inherit cycle through '{parent}'")
-        base, _ = _layer(parent, kind, config_dir, seen + (name,))
+        base, _ = _layer(parent, kind, config_dir, seen + (name,), read)
         if kind == "models":
             from_dict(RunSpec, data, where=f"{path}: ")
         data = deep_merge(base, data)
@@ -389,12 +648,96 @@ def _layer(name: str, kind: str, config_dir: Path, seen: tuple = ()) -> tuple[di
 SCALE_KEYS = {"description", "base", "tasks", "models", "seeds", "contrasts"}
 
 
-def load_scale(scale: str, config_dir: Path = CONFIG_DIR) -> dict:
-    data, where = _layer(scale, "scales", config_dir)
+def load_scale(scale: str, config_dir: Path = CONFIG_DIR, read: list | None = None) -> dict:
+    data, where = _layer(scale, "scales", config_dir, read=read)
     for key in data:
         if key not in SCALE_KEYS:
             raise SpecError(f"{where}unknown key '{key}' (valid: {', '.join(sorted(SCALE_KEYS))})")
     return data
+
+
+def _named_layers(model: str, task: str, scale: str, config_dir: Path,
+                  read: list) -> list[tuple[dict, str]]:
+    """The layers that come from files: model, task, scale base, scale task, scale model,
+    scale task-per-model; each with the file (and section) it came from."""
+    layers: list[tuple[dict, str]] = []
+    layers.append(_layer(model, "models", config_dir, read=read))
+    layers.append(_layer(task, "tasks", config_dir, read=read))
+    sc = load_scale(scale, config_dir, read=read)
+    where = f"{config_dir / 'scales' / (scale + '.yaml')}: "
+    layers.append((expand_dotted(sc.get("base", {}) or {}, where + "base: "), where + "base: "))
+    task_where = where + f"tasks.{task}: "
+    task_layer = expand_dotted((sc.get("tasks", {}) or {}).get(task, {}) or {}, task_where)
+    # `per_model` inside a scale's task section: settings for one model on one task
+    # (e.g. HRM's 20k official epochs on Sudoku vs TRM's 50k).
+    per_model = task_layer.pop("per_model", {}) or {}
+    layers.append((task_layer, task_where))
+    model_where = where + f"models.{model}: "
+    layers.append((expand_dotted((sc.get("models", {}) or {}).get(model, {}) or {}, model_where), model_where))
+    per_where = where + f"tasks.{task}.per_model.{model}: "
+    layers.append((expand_dotted(per_model.get(model, {}) or {}, per_where), per_where))
+    return layers
+
+
+def _stamps(paths: list[Path]) -> tuple:
+    out = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except OSError:
+            return ()  # a file went away: never a cache hit
+        out.append((st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+# (model, task, scale, config dir) -> (files read, their stamps, validated layers, merged).
+# A study's cells differ only in overrides and seed: the named files are read, checked and
+# merged once per planning, not once per run. Stamps keep an edited file from being stale.
+_NAMED_CACHE: dict[tuple, tuple[list, tuple, list, dict]] = {}
+
+
+def _merged_named_layers(model: str, task: str, scale: str, config_dir: Path) -> tuple[list, dict]:
+    key = (model, task, scale, str(config_dir))
+    hit = _NAMED_CACHE.get(key)
+    if hit is not None and _stamps(hit[0]) == hit[1]:
+        return hit[2], hit[3]
+    read: list[Path] = []
+    layers = _named_layers(model, task, scale, config_dir, read)
+    merged: dict = {"name": model}
+    for data, where in layers:
+        from_dict(RunSpec, data, where=where)  # per-layer key/type check
+        merged = deep_merge(merged, data)
+    _NAMED_CACHE[key] = (read, _stamps(read), layers, merged)
+    return layers, merged
+
+
+def _merge_sharing(base: dict, over: dict) -> dict:
+    """deep_merge that shares the subtrees `over` leaves alone with `base` instead of
+    copying them (resolve's cached layers are never written to; from_dict copies lists)."""
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge_sharing(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def _lookup(data: dict, dotted: str) -> bool:
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _named_where(layers: list[tuple[dict, str]], e: RangeError) -> SpecError:
+    """The range error, prefixed with the last layer (file, section) that set its key."""
+    for data, where in reversed(layers):
+        if _lookup(data, e.key):
+            return SpecError(f"{where}{e}")
+    return SpecError(f"defaults: {e}")
 
 
 def resolve(
@@ -407,33 +750,25 @@ def resolve(
 ) -> RunSpec:
     """Resolve a run spec from named layers; every layer is validated on its own so
     an error names the file that introduced the bad key."""
-    layers: list[tuple[dict, str]] = []
-    layers.append(_layer(model, "models", config_dir))
-    layers.append(_layer(task, "tasks", config_dir))
-    sc = load_scale(scale, config_dir)
-    where = f"{config_dir / 'scales' / (scale + '.yaml')}: "
-    layers.append((expand_dotted(sc.get("base", {}) or {}), where + "base: "))
-    task_layer = expand_dotted((sc.get("tasks", {}) or {}).get(task, {}) or {})
-    # `per_model` inside a scale's task section: settings for one model on one task
-    # (e.g. HRM's 20k official epochs on Sudoku vs TRM's 50k).
-    per_model = task_layer.pop("per_model", {}) or {}
-    layers.append((task_layer, where + f"tasks.{task}: "))
-    layers.append((expand_dotted((sc.get("models", {}) or {}).get(model, {}) or {}), where + f"models.{model}: "))
-    layers.append((expand_dotted(per_model.get(model, {}) or {}), where + f"tasks.{task}.per_model.{model}: "))
+    layers, merged = _merged_named_layers(model, task, scale, Path(config_dir))
     if overrides:
-        layers.append((expand_dotted(overrides), "override: "))
-    merged: dict = {"name": model}
-    for data, where in layers:
-        from_dict(RunSpec, data, where=where)  # per-layer key/type check
-        merged = deep_merge(merged, data)
-    merged.setdefault("data", {})["task"] = merged.get("data", {}).get("task", task)
+        over = expand_dotted(overrides, "override: ")
+        from_dict(RunSpec, over, where="override: ")
+        merged = _merge_sharing(merged, over)
+        layers = layers + [(over, "override: ")]
+    # The cached merge is shared: copy the two sections written below before writing.
+    merged = {**merged, "data": dict(merged.get("data") or {}), "train": dict(merged.get("train") or {})}
+    merged["data"].setdefault("task", task)
     if seed is not None:
-        merged.setdefault("train", {})["seed"] = seed
+        merged["train"]["seed"] = seed
     spec = from_dict(RunSpec, merged)
     if spec.data.task != task:
         raise SpecError(f"configs/tasks/{task}.yaml: data.task is '{spec.data.task}', expected '{task}'")
     _resolve_precision(spec)
-    check_ranges(spec)
+    try:
+        check_ranges(spec)
+    except RangeError as e:
+        raise _named_where(layers, e) from None
     return spec
 
 
@@ -453,7 +788,10 @@ def _resolve_precision(spec: RunSpec) -> None:
 def load_spec(path: Path) -> RunSpec:
     spec = from_dict(RunSpec, load_yaml(path), where=f"{path}: ")
     _resolve_precision(spec)
-    check_ranges(spec)
+    try:
+        check_ranges(spec)
+    except RangeError as e:
+        raise SpecError(f"{path}: {e}") from None
     return spec
 
 
