@@ -18,8 +18,9 @@ def task_shapes(data: C.DataSpec) -> dict:
         return {"vocab_size": data.grid + 2, "seq_len": data.grid**2, "num_puzzle_ids": 1}
     if data.task == "maze":
         return {"vocab_size": 6, "seq_len": data.grid**2, "num_puzzle_ids": 1}
-    # ARC: one identifier per augmented puzzle (original + n_aug variants) plus <blank> (id 0).
-    return {"vocab_size": 12, "seq_len": 900, "num_puzzle_ids": data.n_train * (data.n_aug + 1) + 1}
+    # ARC: one identifier per augmented puzzle (original + n_aug variants) plus <blank> (id 0);
+    # the sequence is the data.grid x data.grid canvas (900 officially).
+    return {"vocab_size": 12, "seq_len": data.grid**2, "num_puzzle_ids": data.n_train * (data.n_aug + 1) + 1}
 
 
 def describe(spec: C.RunSpec) -> dict:

@@ -1,8 +1,11 @@
-"""ARC augmentation (dihedral x colour permutation), the 30x30 token canvas, and inverses.
+"""ARC augmentation (dihedral x colour permutation), the token canvas, and inverses.
 
-Token map (official): PAD 0, EOS 1, colour c -> c + 2 (vocab 12), seq_len 900. A grid of h x w
-sits at (dr, dc) in the canvas; EOS fills the row just below it (columns dc..dc+w-1) and the column
-just right of it (rows dr..dr+h-1) when those fall inside the canvas; the corner stays PAD.
+Token map (official): PAD 0, EOS 1, colour c -> c + 2 (vocab 12). The canvas is CANVAS x CANVAS
+= 30 x 30 (seq_len 900) officially; a smaller side (data.grid, for CPU-sized toy runs) uses the
+same encoding on a smaller square. A grid of h x w sits at (dr, dc) in the canvas; EOS fills the
+row just below it (columns dc..dc+w-1) and the column just right of it (rows dr..dr+h-1) when
+those fall inside the canvas; the corner stays PAD. A grid as large as the canvas therefore has
+no EOS on that side (as a 30-wide grid officially), and still decodes: the crop stops at the edge.
 
 A variant is named as TRM names it: "<task>|||t<k>|||<m0..m9>" where k is the dihedral id and
 m is the colour map (m[old] = new, m[0] = 0); the original is just "<task>". Predictions on a
@@ -19,7 +22,7 @@ import numpy as np
 from trm.data.dihedral import dihedral, inverse_dihedral
 from trm.data.jit import njit
 
-CANVAS = 30
+CANVAS = 30  # the official canvas side; every function below takes the side as a parameter
 PAD, EOS, COLOUR_OFFSET = 0, 1, 2
 VOCAB_SIZE = 10 + COLOUR_OFFSET
 SEP = "|||"
@@ -104,14 +107,23 @@ def plan_variants(pairs, n_aug: int, rng: np.random.Generator, retries_factor: i
 # --------------------------------------------------------------------------------------
 
 
-def base_canvas(grid: np.ndarray) -> np.ndarray:
+def grid_fits(grid: np.ndarray, canvas: int = CANVAS) -> bool:
+    """Whether `grid` can be written on (and decoded from) a canvas of side `canvas`."""
+    h, w = np.shape(grid)
+    return h <= canvas and w <= canvas
+
+
+def base_canvas(grid: np.ndarray, canvas: int = CANVAS) -> np.ndarray:
     """Tokens of `grid` at offset (0, 0) with its EOS row/column, colours still 0-9 + 2."""
     h, w = grid.shape
-    out = np.zeros((CANVAS, CANVAS), np.uint8)
+    if not grid_fits(grid, canvas):
+        # Refuse rather than let numpy clip: a clipped grid would decode to a different task.
+        raise ValueError(f"a {h}x{w} grid does not fit a {canvas}x{canvas} canvas")
+    out = np.zeros((canvas, canvas), np.uint8)
     out[:h, :w] = grid + COLOUR_OFFSET
-    if h < CANVAS:
+    if h < canvas:
         out[h, :w] = EOS
-    if w < CANVAS:
+    if w < canvas:
         out[:h, w] = EOS
     return out
 
@@ -148,22 +160,33 @@ def place(bases, rec_base, luts, rec_lut, rec_dr, rec_dc, out) -> None:
     _place(bases, i64(rec_base), luts, i64(rec_lut), i64(rec_dr), i64(rec_dc), out)
 
 
-def encode_grid(grid: np.ndarray, dr: int = 0, dc: int = 0) -> np.ndarray:
-    """One grid as 900 tokens at offset (dr, dc) (reference path, used by tests)."""
-    out = np.zeros((1, CANVAS * CANVAS), np.uint8)
-    place(base_canvas(np.asarray(grid, np.uint8))[None], [0], token_lut(IDENTITY_MAP)[None],
-          [0], [dr], [dc], out)
+def encode_grid(grid: np.ndarray, dr: int = 0, dc: int = 0, canvas: int = CANVAS) -> np.ndarray:
+    """One grid as canvas^2 tokens at offset (dr, dc) (reference path, used by tests)."""
+    out = np.zeros((1, canvas * canvas), np.uint8)
+    place(base_canvas(np.asarray(grid, np.uint8), canvas)[None], [0],
+          token_lut(IDENTITY_MAP)[None], [0], [dr], [dc], out)
     return out[0]
+
+
+def canvas_side(n_tokens: int) -> int:
+    """The side of a square canvas of n_tokens (a built dataset's seq_len)."""
+    side = int(round(n_tokens ** 0.5))
+    if side * side != n_tokens:
+        raise ValueError(f"an ARC canvas is square; {n_tokens} tokens is not")
+    return side
 
 
 def crop(tokens: np.ndarray) -> np.ndarray:
     """Decode a predicted canvas: the largest-area top-left rectangle of colour tokens (as the
-    official evaluator's crop), returned as colours 0-9."""
-    g = np.asarray(tokens).reshape(CANVAS, CANVAS)
+    official evaluator's crop), returned as colours 0-9. The side comes from the token count,
+    so a flat row of any built dataset decodes without being told its canvas."""
+    t = np.asarray(tokens)
+    side = canvas_side(t.size)
+    g = t.reshape(side, side)
     is_colour = (g >= COLOUR_OFFSET) & (g < VOCAB_SIZE)
     best, best_shape = 0, (0, 0)
-    width = CANVAS
-    for rows in range(1, CANVAS + 1):
+    width = side
+    for rows in range(1, side + 1):
         row = is_colour[rows - 1, :width]
         width = int(np.argmin(row)) if not row.all() else width
         if rows * width > best:
