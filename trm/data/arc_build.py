@@ -9,8 +9,11 @@
 * Train split examples are placed at a random offset in the 30x30 canvas, except one random example
   per puzzle at (0, 0); the test split is not translated.
 * <out>/test_puzzles.json holds the raw evaluation tasks (with solutions) for scoring, as TRM's.
-* Refuses (ContaminationError) any build whose evaluation tasks also occur, by id or content,
-  among the training tasks - e.g. ARC-AGI-1 evaluation with ARC-AGI-2 training data mixed in.
+* Refuses (ContaminationError) any build whose evaluation tasks also occur by id among the
+  training tasks, or in which any evaluation test pair (input and output grids) is also a
+  training example, whatever the ids - e.g. ARC-AGI-1 evaluation with ARC-AGI-2 training data
+  mixed in, renamed or not. ARC-AGI-1's one known copy (training 40853293 = evaluation
+  070dd51e) is dropped from training instead.
 n_train / n_test cap the number of train-only / evaluation tasks (seeded subsample if fewer).
 Large builds are written straight into memory-mapped .npy files in the build's temp dir.
 """
@@ -110,11 +113,39 @@ def task_key(task: T.ArcTask) -> bytes:
     return h.digest()
 
 
-def check_contamination(tasks: list[T.ArcTask]) -> list[str]:
-    """Refuse evaluation tasks whose id is also a training task's id (how ARC-AGI-2 training
-    re-uses 376 ARC-AGI-1 evaluation tasks). Same-content pairs under different ids are
-    returned (and logged) but allowed: ARC-AGI-1 itself has one (training 40853293 ==
-    evaluation 070dd51e), and the official builds keep it."""
+def pair_key(pair: tuple[np.ndarray, np.ndarray]) -> bytes:
+    """Content identity of one (input, output) example: both grids, shapes included."""
+    h = hashlib.sha256()
+    for g in pair:
+        h.update(repr(g.shape).encode() + np.ascontiguousarray(g).tobytes())
+    return h.digest()
+
+
+# The one evaluation test pair of ARC-AGI-1 that is also a training example: evaluation
+# 070dd51e is a copy of training 40853293. The official builders keep both; we drop the training
+# copy (one task fewer in train, recorded in provenance) so that no build trains on an evaluation
+# test pair. Both the ids and the content must match: a renamed copy is refused like any other.
+KNOWN_TRAINING_TWINS = {"070dd51e": "40853293"}  # evaluation task -> its training copy
+
+
+def training_examples(tasks: list[T.ArcTask]) -> dict[bytes, str]:
+    """pair_key -> id of a task that puts it in the train split (every pair of a non-evaluation
+    task, the demos of an evaluation task)."""
+    out: dict[bytes, str] = {}
+    for t in tasks:
+        for pair in (t.train if t.is_eval else t.train + t.test):
+            out.setdefault(pair_key(pair), t.task_id)
+    return out
+
+
+def check_contamination(tasks: list[T.ArcTask]) -> tuple[list[T.ArcTask], dict]:
+    """Refuse (ContaminationError) a build that would train on an evaluation test pair.
+
+    By id: evaluation tasks whose id is also a training task's (how ARC-AGI-2 training re-uses
+    376 ARC-AGI-1 evaluation tasks). By content, whatever the ids or file names: any evaluation
+    test pair (input and output grids) equal to a training example - e.g. ARC-AGI-2 training
+    files renamed to new ids. The only exception is KNOWN_TRAINING_TWINS, whose training copy is
+    dropped. Returns (tasks to build, provenance notes)."""
     train_ids = {t.task_id for t in tasks if not t.is_eval}
     leaked = sorted(t.task_id for t in tasks if t.is_eval and t.task_id in train_ids)
     if leaked:
@@ -127,11 +158,30 @@ def check_contamination(tasks: list[T.ArcTask]) -> list[str]:
         if t.task_id in seen:
             raise ValueError(f"task id {t.task_id} occurs twice ({seen[t.task_id]}, {t.origin})")
         seen[t.task_id] = t.origin
-    train_keys = {task_key(t) for t in tasks if not t.is_eval}
-    same = sorted(t.task_id for t in tasks if t.is_eval and task_key(t) in train_keys)
-    if same:
-        log.warning("evaluation tasks with a training twin (kept, as officially): %s", same)
-    return same
+    evals = [t for t in tasks if t.is_eval]
+    drop: set[str] = set()
+    for _ in range(2):  # second pass: after dropping known twins, nothing may be left
+        train = training_examples([t for t in tasks if t.task_id not in drop])
+        hits = [(e.task_id, train[pair_key(p)]) for e in evals for p in e.test
+                if pair_key(p) in train]
+        known = {(e, s) for e, s in hits if KNOWN_TRAINING_TWINS.get(e) == s and s in train_ids}
+        if not hits:
+            break
+        if set(hits) != known or not known:
+            bad = [h for h in hits if h not in known]
+            n_test = sum(len(e.test) for e in evals)
+            raise ContaminationError(
+                f"{len(bad)} of {n_test} evaluation test pairs are also training examples "
+                f"(e.g. evaluation {bad[0][0]} = an example of {bad[0][1]}); refusing to build. "
+                "Checked by content, so renamed copies are caught too: remove the training "
+                "copies from data.path")
+        drop |= {s for _, s in known}
+    if drop:
+        log.warning("dropped training task(s) %s: copies of evaluation tasks", sorted(drop))
+    return ([t for t in tasks if t.task_id not in drop],
+            {"dropped_training_twins": sorted(drop),
+             "eval_test_pairs_in_training": 0,
+             "checked": "evaluation test pairs (input+output grids) vs every training example"})
 
 
 def select(tasks: list[T.ArcTask], data: DataSpec) -> list[T.ArcTask]:
@@ -207,7 +257,7 @@ def _alloc(work_dir: Path | None, split: str, name: str, shape, dtype):
 
 def build_arc(data: DataSpec, work_dir: Path | None = None) -> BuiltData:
     tasks, info = resolve_tasks(data)
-    info["eval_tasks_with_training_twin"] = check_contamination(tasks)
+    tasks, info["contamination"] = check_contamination(tasks)
     tasks = select(tasks, data)
     encs = [TaskEncoding(t, data.n_aug, data.seed) for t in tasks]
     identifiers = ["<blank>"]
