@@ -291,11 +291,14 @@ class Trainer:
         sums = self.comm.all_reduce_sum(torch.stack([total.detach(), loss.detach()]).double())
         if not torch.isfinite(sums[0]):
             raise Diverged(f"non-finite loss {float(sums[0])} at step {self.step + 1}")
-        self.optim.zero_grad()
         total.backward()
         self.comm.all_reduce_grads(self.model)
         self.comm.gather_puzzle_grads(getattr(self.model, "puzzle_emb", None))
         grad_norm = self.optim.step(self.step)
+        # Free the gradients right after the step (set_to_none), as the official loop does:
+        # zeroing only before the next backward keeps a full set of gradients alive through
+        # the next forward (HRM paper scale b8: peak 1,129 vs the official 996 MiB).
+        self.optim.zero_grad()
         if self.ema is not None:
             self.ema.update(self.model)
         # Halting decisions for the next segment (training only; eval runs all steps).
