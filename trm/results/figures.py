@@ -1,8 +1,12 @@
 """Figures from the runs table: a study's own view (its `figure:` block) and four standard
 figures (depth scaling, test-time depth, learning curves, accuracy vs training compute).
 
-Every figure shows seeds as points and the cell mean with its 95% CI (the same intervals
-as the tables: t for n < 5, BCa for n >= 5). Cells whose runs are missing, failed or
+Every figure shows seeds as points and the cell mean with a 95% percentile-bootstrap interval
+over seeds (FIGURE_INTERVAL; it never leaves the seeds' range, so accuracies stay in 0-100%,
+unlike the tables' t interval with 2-3 seeds). Colours and markers are fixed per model name
+(plotting.model_styles). A line joins cells only when they form one series: they differ in a
+single factor (knobs that change together, like a zip, count as one). Timings are single
+measurements per run and say so. Cells whose runs are missing, failed or
 diverged are drawn as an 'x' at their x position with the reason, or listed under the
 figure when their x is unknown; nothing is dropped silently. Each call writes a PDF and a
 PNG next to it, byte-identical across reruns.
@@ -21,9 +25,11 @@ from matplotlib.lines import Line2D
 from trm.results import cells as C
 from trm.results import plotting as P
 from trm.results import stats
+from trm import config
 from trm.results.collect import (
     TRAIN_LOG_FILE,
     accuracy_by_eval_steps,
+    parse_json_column,
     runs_root,
     spec_keys,
     with_spec_columns,
@@ -33,10 +39,118 @@ FIGURE_KEYS = ("x", "y", "hue", "style", "col", "kind", "title")
 VIEW_KEYS = ("x", "y", "hue", "style", "col")
 # kind: "view" (default) draws x/y/hue/style/col; the others are the standard figures.
 FIGURE_KINDS = ("view", "depth_scaling", "test_time_depth", "learning_curves", "compute")
+N_BOOT = 2000
+FIGURE_INTERVAL = "percentile-bootstrap"
 CI_NOTE = (
-    "Points: seeds. Markers and bars: mean ± 95% CI over finished seeds "
-    "(t for n < 5, BCa for n ≥ 5)."
+    "Points: seeds. Markers and bars: mean over finished seeds ± 95% percentile-bootstrap "
+    "interval (2,000 resamples of the seeds; within the seeds' range, so within 0-100%; none "
+    "for one seed). Lines join only cells that differ in one factor."
 )
+
+
+def seed_summary(values, bounds: tuple[float, float] | None = None) -> stats.Summary:
+    """Mean over seeds with a 95% percentile-bootstrap interval of the mean, clipped to bounds.
+
+    Not the tables' t interval: with 2-3 seeds a t interval is wider than the data and runs
+    past 0% or 100%, while a percentile bootstrap stays inside the seeds' range (with 2 seeds
+    it is their range). Fixed resampling seed, so figures stay byte-identical."""
+    x = np.asarray(pd.to_numeric(pd.Series(list(values), dtype=object), errors="coerce"),
+                   dtype=float)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n == 0:
+        return stats.Summary(0, math.nan, math.nan, math.nan, math.nan, "")
+    mean = float(x.mean())
+    if n == 1:
+        return stats.Summary(1, mean, math.nan, math.nan, math.nan, "")
+    idx = np.random.default_rng(0).integers(0, n, size=(N_BOOT, n))
+    lo, hi = np.percentile(x[idx].mean(axis=1), [2.5, 97.5])
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return stats.Summary(n, mean, float(x.std(ddof=1)), float(lo), float(hi), FIGURE_INTERVAL)
+
+
+def _bounds(y: str, scale: float) -> tuple[float, float] | None:
+    return (0.0, 1.0 * scale) if C.is_accuracy(y) else None
+
+
+def _factor_key(value) -> str:
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, sort_keys=True, default=str)
+    return repr(C.normalize(value))
+
+
+# Spec keys that differ between runs of one cell or never define a setting.
+NOT_FACTORS = {"name", "train.seed", "data.path"}
+
+
+def cell_factors(first: dict) -> dict:
+    """Everything that defines a cell's setting: its resolved spec (blank manifest knobs mean
+    the model's default, so the manifest alone under-reports what differs), its dotted
+    columns, model and task."""
+    spec = parse_json_column(first.get("spec_json")) if first.get("spec_json") else None
+    out = {k: v for k, v in (config.flatten(spec) if isinstance(spec, dict) else {}).items()
+           if k not in NOT_FACTORS}
+    for k, v in first.items():
+        if "." in str(k) and not str(k).endswith("_json") and not C.is_missing(v):
+            out.setdefault(k, v)
+    out["model"], out["task"] = first.get("model"), first.get("task")
+    return out
+
+
+def split_cells(items: list, first=lambda it: it["first"]) -> list[list]:
+    """split_series over every factor of the items' resolved specs."""
+    facts = [cell_factors(first(it)) for it in items]
+    keys = sorted({k for f in facts for k in f})
+    pos = {id(it): i for i, it in enumerate(items)}
+    return split_series(items, keys, lambda it, k: facts[pos[id(it)]].get(k))
+
+
+def split_series(items: list, knobs: list[str], values=lambda item, k: item[k]) -> list[list]:
+    """Split items (cells) into series that a line may join: within a series they differ in
+    one factor only. Knobs whose values change together across the items (a zip: n and T
+    stepped jointly) are one factor. When several factors vary, the series runs along the one
+    with the most distinct values and the others are held fixed per series; so in a table of
+    unrelated ablations no line joins, say, an EMA cell to a T=3 cell."""
+    if len(items) < 2:
+        return [items]
+    parts: dict[tuple, list[str]] = {}
+    for k in knobs:
+        keys = [_factor_key(values(it, k)) for it in items]
+        if len(set(keys)) < 2:
+            continue
+        first: dict[str, int] = {}
+        part = tuple(first.setdefault(v, len(first)) for v in keys)
+        parts.setdefault(part, []).append(k)
+    if len(parts) <= 1:
+        return [items]
+    factors = list(parts.items())
+    along = max(range(len(factors)), key=lambda i: (max(factors[i][0]), -i))
+    fixed = [k for i, (_, ks) in enumerate(factors) if i != along for k in ks]
+    groups: dict[tuple, list] = {}
+    for it in items:
+        groups.setdefault(tuple(_factor_key(values(it, k)) for k in fixed), []).append(it)
+    return list(groups.values())
+
+
+def _model_of(rows: pd.DataFrame, hue: str | None, levels: list) -> dict | None:
+    """level -> model name when each hue level belongs to one model (hue = model or cell)."""
+    if not hue or "model" not in rows:
+        return None
+    if hue == "model":
+        return {lvl: str(lvl) for lvl in levels if lvl is not None}
+    out = {}
+    for lvl in levels:
+        models = rows.loc[rows[hue].map(lambda v: C.group_value(hue, v)) == lvl, "model"]
+        models = models.dropna().astype(str).unique()
+        if len(models) != 1:
+            return None
+        out[lvl] = models[0]
+    return out
+
+
+def _footnotes(y: str) -> list[str]:
+    return [CI_NOTE] + ([P.TIMING_NOTE] if P.is_timing(y) else [])
 
 
 # --------------------------------------------------------------------------------------
@@ -94,7 +208,7 @@ def plot_study(study: dict, runs: pd.DataFrame, out_pdf: Path) -> tuple[Path, Pa
     hue, col = view["hue"], view["col"]
     if kind == "depth_scaling":
         return plot_depth_scaling(
-            rows, out_pdf, hue=hue or "model", col=col or "task", y=y, title=title
+            rows, out_pdf, hue=hue or "model", col=col or "task", y=y, title=title, study=study
         )
     if kind == "test_time_depth":
         return plot_test_time_depth(
@@ -180,7 +294,7 @@ def _cells(rows: pd.DataFrame, view: dict) -> list[dict]:
             {
                 **dict(zip(keys, cell_id)),
                 "x": x_cell,
-                "summary": stats.summarize(yv),
+                "summary": seed_summary(yv, _bounds(y, P.scale_for(y))),
                 "seed_x": list(xs_ok),
                 "seed_y": list(yv),
                 "counts": counts,
@@ -274,9 +388,13 @@ def plot_view(
     facets = _levels(rows, col, study) if col else [None]
     hues = _levels(rows, hue, study) if hue else [None]
     styles = _levels(rows, sty, study) if sty else [None]
-    color_map = P.colors(hues)
-    marker_map = {s: P.MARKERS[i % len(P.MARKERS)] for i, s in enumerate(styles)}
-    line_map = {s: P.LINESTYLES[i % len(P.LINESTYLES)] for i, s in enumerate(styles)}
+    hue_style = P.hue_styles(hues, _model_of(rows, hue, hues)) if hue else {
+        None: P.SeriesStyle("0.25", "o")}
+    color_map = {h: hue_style[h].color for h in hues}
+    if sty:  # the style knob takes the marker and line style; colour stays the hue's
+        marker_map = {s: P.MARKERS[i % len(P.MARKERS)] for i, s in enumerate(styles)}
+        line_map = {s: P.LINESTYLES[i % len(P.LINESTYLES)] for i, s in enumerate(styles)}
+
     x_levels = [] if numeric_x else _x_levels(cells, x, _levels(rows, x, study))
     footnotes = []
 
@@ -312,23 +430,29 @@ def plot_view(
                     ]
                     done = sorted((c for c in series if c["summary"].n > 0), key=lambda c: xpos(c))
                     color = color_map[h]
-                    if done:
-                        xs = [xpos(c) for c in done]
-                        means = np.array([c["summary"].mean for c in done])
-                        lo = np.array([c["summary"].ci_low for c in done])
-                        hi = np.array([c["summary"].ci_high for c in done])
-                        # Lines only join ordered x values; categories get markers alone.
+                    marker = marker_map[s] if sty else hue_style[h].marker
+                    ls = line_map[s] if sty else hue_style[h].ls
+                    # Lines only join ordered x values, and only cells of one series;
+                    # categories get markers alone.
+                    for part in split_cells(done):
+                        if not part:
+                            continue
+                        xs = [xpos(c) for c in part]
+                        means = np.array([c["summary"].mean for c in part])
+                        lo = np.array([c["summary"].ci_low for c in part])
+                        hi = np.array([c["summary"].ci_high for c in part])
                         ax.plot(
                             xs,
                             means,
                             color=color,
-                            marker=marker_map[s],
-                            ls=line_map[s] if numeric_x else "none",
+                            marker=marker,
+                            ls=ls if numeric_x and len(part) > 1 else "none",
                             lw=1.4,
                             ms=5,
                             zorder=3,
                         )
                         _ci_bars(ax, xs, means, lo, hi, color)
+                    if done:
                         for c in done:
                             sx = (
                                 [xpos(c, v) for v in c["seed_x"]]
@@ -389,8 +513,9 @@ def plot_view(
             {h: color_map[h] for h in hues if h is not None},
             C.knob_label(hue) if hue else "",
             {s: marker_map[s] for s in styles if s is not None} if sty else None,
+            styles=None if sty else hue_style,
         )
-        P.finish(fig, handles, title, [CI_NOTE] + footnotes)
+        P.finish(fig, handles, title, _footnotes(y) + footnotes)
         return P.save(fig, out_pdf)
 
 
@@ -419,10 +544,10 @@ def _with_hue(rows: pd.DataFrame, hue: str) -> pd.DataFrame:
 
 
 def _summary_curve(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """Mean and CI of y at each x over seeds."""
+    """Mean and 95% percentile-bootstrap interval of y at each x over seeds."""
     out = []
     for xv, g in frame.groupby(x, sort=True):
-        s = stats.summarize(pd.to_numeric(g[y], errors="coerce"))
+        s = seed_summary(pd.to_numeric(g[y], errors="coerce"), _bounds(y, 1.0))
         out.append({"x": float(xv), "mean": s.mean, "lo": s.ci_low, "hi": s.ci_high, "n": s.n})
     return pd.DataFrame(out, columns=["x", "mean", "lo", "hi", "n"])
 
@@ -446,17 +571,21 @@ def plot_depth_scaling(
     col: str = "task",
     y: str = "exact_accuracy",
     title: str = "Depth scaling",
+    study: dict | None = None,
 ) -> tuple[Path, Path]:
-    """Accuracy vs total effective depth (layers per supervision step x supervision steps).
+    """Accuracy vs total effective depth T·(n+1)·layers·K.
 
-    Thick markers: the trained depth (K = N_sup), seeds as points, mean ± 95% CI, joined
-    per hue level. Thin dashed curves: the same cells evaluated at other K (test-time
-    depth), so one can see whether recursion at test time substitutes for trained depth.
+    Thick markers: the trained depth (K = N_sup), seeds as points, mean ± 95% bootstrap
+    interval, joined per hue level where the cells form one series (split_series). Thin dashed
+    curves: the same cells evaluated at other K (test-time depth), so one can see whether
+    recursion at test time substitutes for trained depth.
     """
     rows = _with_hue(runs, hue)
-    facets = _levels(rows, col, None)
-    hues = _levels(rows, hue, None)
-    color_map = P.colors(hues)
+    facets = _levels(rows, col, study)
+    hues = _levels(rows, hue, study)
+    hue_style = P.hue_styles(hues, _model_of(rows, hue, hues))
+    color_map = {h: hue_style[h].color for h in hues}
+
     scale = P.scale_for(y)
     long = accuracy_by_eval_steps(rows[rows["status"] == "ok"])
     if len(long):
@@ -484,8 +613,8 @@ def plot_depth_scaling(
                     ok = cell[cell["status"] == "ok"]
                     counts = C.status_counts(cell["status"])
                     if len(ok) and np.isfinite(x_cell):
-                        s = stats.summarize(pd.to_numeric(ok[y], errors="coerce"))
-                        trained.append((x_cell, s))
+                        s = seed_summary(pd.to_numeric(ok[y], errors="coerce"), _bounds(y, 1.0))
+                        trained.append((x_cell, s, cell.iloc[0].to_dict()))
                         ax.scatter(
                             [x_cell] * len(ok),
                             pd.to_numeric(ok[y]) * scale,
@@ -522,13 +651,17 @@ def plot_depth_scaling(
                                 f"Not placed (depth unknown): {C.format_value(h)}, "
                                 f"sig {sig}: {text}"
                             )
-                if trained:
-                    trained.sort(key=lambda t: t[0])
-                    xs = [t[0] for t in trained]
-                    means = np.array([t[1].mean for t in trained]) * scale
-                    lo = np.array([t[1].ci_low for t in trained]) * scale
-                    hi = np.array([t[1].ci_high for t in trained]) * scale
-                    ax.plot(xs, means, color=color, marker="o", lw=1.6, ms=5, zorder=3)
+                trained.sort(key=lambda t: t[0])
+                for part in split_cells(trained, lambda t: t[2]):
+                    if not part:
+                        continue
+                    xs = [t[0] for t in part]
+                    means = np.array([t[1].mean for t in part]) * scale
+                    lo = np.array([t[1].ci_low for t in part]) * scale
+                    hi = np.array([t[1].ci_high for t in part]) * scale
+                    ax.plot(xs, means, color=color, marker=hue_style[h].marker,
+                            ls=hue_style[h].ls if len(part) > 1 else "none", lw=1.6, ms=5,
+                            zorder=3)
                     _ci_bars(ax, xs, means, lo, hi, color)
             if C.is_accuracy(y):
                 _accuracy_ylim(ax, marks.max_stack())
@@ -540,11 +673,13 @@ def plot_depth_scaling(
             ax.set_ylabel(P.axis_label(y))
             if col:
                 ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
-        handles = P.legend_handles({h: color_map[h] for h in hues}, C.knob_label(hue))
+        handles = P.legend_handles({h: color_map[h] for h in hues}, C.knob_label(hue),
+                                   styles=hue_style)
         handles.append(
             Line2D([], [], color="0.3", ls="--", lw=0.9, label="test-time depth (K steps)")
         )
-        P.finish(fig, handles, title, [CI_NOTE + " Solid: trained depth (K = N_sup)."] + footnotes)
+        P.finish(fig, handles, title,
+                 [CI_NOTE + " Solid: trained depth (K = N_sup)."] + footnotes)
         return P.save(fig, out_pdf)
 
 
@@ -558,11 +693,13 @@ def plot_test_time_depth(
     title: str = "Test-time depth",
 ) -> tuple[Path, Path]:
     """Accuracy vs supervision steps K at evaluation, one curve per cell (mean ± 95% CI
-    band over seeds, seeds as points); the dotted line marks the trained N_sup."""
+    band over seeds, seeds as points); the dotted line marks the trained N_sup. Each curve has
+    its model's colour and marker; cells of one model differ by line style."""
     rows = _with_hue(runs, hue)
     facets = _levels(rows, col, None)
     hues = _levels(rows, hue, None)
-    color_map = P.colors(hues)
+    hue_style = P.hue_styles(hues, _model_of(rows, hue, hues))
+    color_map = {h: hue_style[h].color for h in hues}
     scale = P.scale_for(y)
     long = accuracy_by_eval_steps(rows[rows["status"] == "ok"])
     footnotes = []
@@ -591,7 +728,8 @@ def plot_test_time_depth(
                         color,
                         scale,
                         lw=1.4,
-                        marker="o",
+                        ls=hue_style[h].ls,
+                        marker=hue_style[h].marker,
                         ms=3.5,
                         zorder=3,
                     )
@@ -638,7 +776,8 @@ def plot_test_time_depth(
             if col:
                 ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
         handles = P.legend_handles(
-            {h: color_map[h] for h in hues}, "cell" if hue == "cell" else C.knob_label(hue)
+            {h: color_map[h] for h in hues}, "cell" if hue == "cell" else C.knob_label(hue),
+            styles=hue_style,
         )
         P.finish(fig, handles, title, [CI_NOTE] + footnotes)
         return P.save(fig, out_pdf)
@@ -675,7 +814,8 @@ def plot_learning_curves(
     rows = _with_hue(runs, hue)
     facets = _levels(rows, col, None)
     hues = _levels(rows, hue, None)
-    color_map = P.colors(hues)
+    hue_style = P.hue_styles(hues, _model_of(rows, hue, hues))
+    color_map = {h: hue_style[h].color for h in hues}
     scale = P.scale_for(y)
     footnotes, positive = [], True
     with P.style():
@@ -697,7 +837,8 @@ def plot_learning_curves(
                     finite = log[np.isfinite(log[y])]
                     positive &= bool((finite[y] > 0).all())
                     ax.plot(
-                        finite["step"], finite[y] * scale, color=color, lw=0.7, alpha=0.45, zorder=2
+                        finite["step"], finite[y] * scale, color=color, lw=0.7, alpha=0.45,
+                        ls=hue_style[h].ls, zorder=2
                     )
                     if run["status"] != "ok" and len(finite):
                         last = finite.iloc[-1]
@@ -728,7 +869,8 @@ def plot_learning_curves(
                     )
                 if logs:
                     common = pd.concat(logs, axis=1, join="inner").mean(axis=1)
-                    ax.plot(common.index, common.values * scale, color=color, lw=1.6, zorder=3)
+                    ax.plot(common.index, common.values * scale, color=color, lw=1.6,
+                            ls=hue_style[h].ls, zorder=3)
             if y == "loss" and positive:
                 ax.set_yscale("log")
                 P.plain_log_labels(ax.yaxis)
@@ -740,6 +882,7 @@ def plot_learning_curves(
             {h: color_map[h] for h in hues},
             "cell" if hue == "cell" else C.knob_label(hue),
             extra=("not_ok",),
+            styles=hue_style,
         )
         handles.insert(-1, Line2D([], [], color="0.3", lw=0.7, alpha=0.5, label="one seed"))
         handles.insert(-1, Line2D([], [], color="0.2", lw=1.6, label="mean over seeds"))

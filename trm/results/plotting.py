@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -33,8 +35,25 @@ CATEGORY_WIDTH = 1.0  # inches per category on a categorical x axis
 PNG_DPI = 200
 PALETTE = "colorblind"
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
-LINESTYLES = ["-", "--", ":", "-."]
+LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2))]
 NOT_OK_MARKER = "x"
+
+# One colour and one marker per model name, the same in every figure and in the report: the
+# i-th name of the sorted configs/models/*.yaml gets colour i and marker i. A per-figure palette
+# would give a model whatever colour its position in that figure's legend happens to pick (the
+# same blue for hrm in one figure and trm_mlp in the next), and cycles after 10 levels.
+MODELS_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
+MODEL_COLOURS = [
+    "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494",
+    "#ece133", "#56b4e9", "#000000", "#6b3fa0", "#7a8c00", "#8b0000", "#1b4f72", "#b8860b",
+]
+MODEL_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h", "d", "H", "8", "1"]
+# Models not in configs/models (e.g. constructed examples), by their rank among such names.
+EXTRA_COLOURS = ["#3d3d3d", "#44aa99", "#882255", "#999933", "#117733", "#aa4499"]
+EXTRA_MARKERS = ["o", "s", "^", "D", "v", "P"]
+# Hue levels that are knob values, not models: a sequential palette, so they do not read as
+# model colours.
+KNOB_PALETTE = "viridis"
 
 RC = {
     "pdf.fonttype": 42,
@@ -55,14 +74,13 @@ RC = {
 AXIS_LABELS = {
     "exact_accuracy": "Exact accuracy (%)",
     "cell_accuracy": "Cell accuracy (%)",
-    "effective_depth": "Effective depth (layers / supervision step)",
-    "total_depth": "Total effective depth (layers × supervision steps)",
+    "effective_depth": "Effective depth = T·(n+1)·layers (per supervision step)",
+    "total_depth": "Total effective depth = T·(n+1)·layers·K (K supervision steps)",
     "eval_steps": "Supervision steps at test time (K)",
     "n_supervision": "Supervision steps in training (N_sup)",
     "params": "Parameters (count)",
-    "wall_time_s": "Wall time (s)",
-    "train_time_s": "Training time (s)",
-    "wall_time_s": "Wall time (s)",
+    "wall_time_s": "Wall time (s), one measurement per run",
+    "train_time_s": "Training time (s), one measurement per run",
     "peak_rss_mb": "Peak memory, RSS (MiB)",
     "peak_gpu_mb": "Peak GPU memory (MiB)",
     "steps": "Optimizer steps",
@@ -71,7 +89,8 @@ AXIS_LABELS = {
     "lr": "Learning rate",
     "train_flops": "Training compute (FLOPs)",
     "compute:flops": "Training compute (FLOPs)",
-    "compute:call_equivalents": "Training compute (network calls; backward = 2)",
+    "compute:call_equivalents": ("Training compute = steps × (forward calls + 2 × calls with "
+                                 "gradient)\n(network calls; backward = 2)"),
     "model": "Model (config name)",
     "task": "Task",
     "model.mixer": "Token mixer",
@@ -108,9 +127,74 @@ def style() -> Iterator[None]:
         yield
 
 
-def colors(levels: list) -> dict:
-    palette = sns.color_palette(PALETTE, max(len(levels), 1))
-    return {lvl: palette[i % len(palette)] for i, lvl in enumerate(levels)}
+TIMING_COLUMNS = {"wall_time_s", "train_time_s"}
+TIMING_NOTE = ("Timings: one wall-clock measurement per run (shared machine), not a benchmark "
+               "median; benchmarks/bench_step.py measures medians.")
+
+
+def is_timing(column: str | None) -> bool:
+    return bool(column) and (column in TIMING_COLUMNS or str(column).endswith("_time_s"))
+
+
+@dataclass(frozen=True)
+class SeriesStyle:
+    color: tuple | str
+    marker: str
+    ls: object = "-"
+
+
+@lru_cache(maxsize=None)
+def model_names(models_dir: Path = MODELS_DIR) -> tuple[str, ...]:
+    """The model config names, sorted: the fixed order that assigns colours and markers."""
+    return tuple(sorted(p.stem for p in Path(models_dir).glob("*.yaml")))
+
+
+def model_styles(models: Iterable[str]) -> dict[str, SeriesStyle]:
+    """The fixed colour and marker of each model name. Names outside configs/models get the
+    EXTRA_* styles by their sorted rank among such names here, so they never take a config
+    model's colour."""
+    known = model_names()
+    if len(known) > len(MODEL_COLOURS):
+        raise ValueError(f"{len(known)} model configs but only {len(MODEL_COLOURS)} fixed "
+                         "colours: add colours to plotting.MODEL_COLOURS")
+    models = [str(m) for m in dict.fromkeys(models)]
+    unknown = sorted(m for m in models if m not in known)
+    out = {}
+    for m in models:
+        if m in known:
+            i = known.index(m)
+            out[m] = SeriesStyle(MODEL_COLOURS[i], MODEL_MARKERS[i])
+        else:
+            j = unknown.index(m)
+            out[m] = SeriesStyle(EXTRA_COLOURS[j % len(EXTRA_COLOURS)],
+                                 EXTRA_MARKERS[j % len(EXTRA_MARKERS)],
+                                 "-" if j < len(EXTRA_COLOURS) else "--")
+    return out
+
+
+def hue_styles(levels: list, model_of: dict | None = None) -> dict:
+    """Colour, marker and line style per hue level.
+
+    model_of maps a level to its model name when every level belongs to one model (hue =
+    model, or hue = cell): the level then takes its model's fixed colour and marker, and the
+    cells of one model differ by line style. Otherwise (a knob's values) a sequential palette."""
+    levels = list(levels)
+    if model_of is not None and all(lvl in model_of for lvl in levels):
+        base = model_styles(model_of[lvl] for lvl in levels)
+        rank: dict[str, int] = {}
+        out = {}
+        for lvl in levels:
+            m = str(model_of[lvl])
+            k = rank.get(m, 0)
+            rank[m] = k + 1
+            out[lvl] = SeriesStyle(base[m].color, base[m].marker, LINESTYLES[k % len(LINESTYLES)])
+        return out
+    palette = sns.color_palette(KNOB_PALETTE, max(len(levels), 1))
+    return {lvl: SeriesStyle(palette[i], MARKERS[i % len(MARKERS)]) for i, lvl in enumerate(levels)}
+
+
+def colors(levels: list, model_of: dict | None = None) -> dict:
+    return {lvl: st.color for lvl, st in hue_styles(levels, model_of).items()}
 
 
 def facet_grid(n_panels: int, sharey: bool = True, n_categories: int = 0):
@@ -219,10 +303,14 @@ def legend_handles(
     title: str,
     marker_map: dict | None = None,
     extra: Iterable[str] = ("seed", "mean", "not_ok"),
+    styles: dict | None = None,
 ) -> list:
+    """styles (level -> SeriesStyle) gives each level its marker and line style too."""
     handles = [Line2D([], [], color="none", label=title)] if title else []
     for lvl, col in color_map.items():
-        handles.append(Line2D([], [], color=col, marker="o", lw=1.5, label=C.format_value(lvl)))
+        st = (styles or {}).get(lvl)
+        handles.append(Line2D([], [], color=col, marker=st.marker if st else "o",
+                              ls=st.ls if st else "-", lw=1.5, label=C.format_value(lvl)))
     for lvl, mk in (marker_map or {}).items():
         handles.append(Line2D([], [], color="0.3", marker=mk, ls="none", label=C.format_value(lvl)))
     if "seed" in extra:
@@ -230,7 +318,8 @@ def legend_handles(
             Line2D([], [], color="0.4", marker="o", ms=3, alpha=0.5, ls="none", label="one seed")
         )
     if "mean" in extra:
-        handles.append(Line2D([], [], color="0.2", marker="o", lw=1.2, label="mean ± 95% CI"))
+        handles.append(Line2D([], [], color="0.2", marker="o", lw=1.2,
+                              label="mean ± 95% bootstrap interval"))
     if "not_ok" in extra:
         handles.append(
             Line2D(
