@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from trm.results.collect import collect_runs, write_runs_table
@@ -71,10 +72,32 @@ def resolution_section(study: dict, scale: str, tests_csv: Path) -> str:
         paired = bool(t["significant"])
         across = _finite(t.get("welch_p_holm")) and float(t["welch_p_holm"]) < 0.05
         verdict = "resolved" if paired and across else "paired only" if paired else "not resolved"
+        mde = t.get("mde")
         lines.append(f"- {t['a']} vs {t['b']} ({t['factor']}): {verdict} "
                      f"(diff {100 * t['diff']:+.1f} pp, paired Holm p = {t['p_holm']:.3g}, "
-                     f"across seeds Holm p = {_fmt_p(t.get('welch_p_holm'))})")
+                     f"across seeds Holm p = {_fmt_p(t.get('welch_p_holm'))}, "
+                     f"MDE {_fmt_pp(mde)})")
+    lines += ["", power_summary(tests)]
     return "\n".join(lines) + "\n"
+
+
+def _fmt_pp(x) -> str:
+    return f"{100 * float(x):.1f} pp" if _finite(x) else "n/a (fewer than 2 seeds)"
+
+
+def power_summary(tests: pd.DataFrame) -> str:
+    """One line: how large an effect this study's across-seed tests could detect."""
+    mde = pd.to_numeric(tests.get("mde"), errors="coerce") if "mde" in tests else pd.Series(dtype=float)
+    finite = mde[np.isfinite(mde)] if len(mde) else mde
+    if finite.empty:
+        return "**Power:** no contrast has two or more finished seeds on both sides."
+    worst = tests.loc[finite.idxmax()]
+    n = int(min(worst["a_n"], worst["b_n"]))
+    return (f"**Power:** at 80% power (Welch, alpha 0.05) the contrasts of this study could "
+            f"detect differences of {100 * finite.min():.1f} to {100 * finite.max():.1f} pp "
+            f"(median {100 * finite.median():.1f}); the least sensitive is {worst['a']} vs "
+            f"{worst['b']} ({n} seeds a side). Seeds needed for a given effect: "
+            f"`python -m trm plan-seeds --study <name> --effect <pp>`.")
 
 
 def study_figure(study: dict, manifest_rows: list[dict], scale: str, out_pdf: Path,

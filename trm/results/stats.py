@@ -246,3 +246,70 @@ def holm(p_values) -> np.ndarray:
     scaled = p[order] * (m - np.arange(m))
     out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Power: what a contrast could have detected, and how many seeds it would need
+# --------------------------------------------------------------------------------------
+
+POWER = 0.8
+
+
+def _welch_se_df(sd_a: float, sd_b: float, n_a: int, n_b: int) -> tuple[float, float]:
+    va, vb = sd_a**2 / n_a, sd_b**2 / n_b
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        return 0.0, math.inf
+    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1))
+    return se, df
+
+
+def welch_power(delta: float, sd_a: float, sd_b: float, n_a: int, n_b: int,
+                alpha: float = 0.05) -> float:
+    """Power of the two-sided Welch t-test at level alpha to detect a true mean difference
+    `delta`, when the seeds of the two cells spread with sd_a and sd_b: P(|T| > t_crit) for
+    T ~ noncentral t(df, delta / se), df by Welch-Satterthwaite (the usual approximation)."""
+    if n_a < 2 or n_b < 2 or not (math.isfinite(sd_a) and math.isfinite(sd_b)):
+        return math.nan
+    se, df = _welch_se_df(sd_a, sd_b, n_a, n_b)
+    if se == 0.0:
+        return 1.0 if delta != 0 else alpha
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    nc = abs(delta) / se
+    if nc > crit + 40:  # scipy's noncentral t returns NaN this far out; the power is 1
+        return 1.0
+    power = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    return power if math.isfinite(power) else 1.0
+
+
+def min_detectable_effect(sd_a: float, sd_b: float, n_a: int, n_b: int,
+                          alpha: float = 0.05, power: float = POWER) -> float:
+    """The smallest true difference that the across-seed Welch test (two-sided, level alpha)
+    detects with probability `power`, given the observed seed spreads and seed counts.
+    In the metric's units (fractions for accuracies). NaN when a side has < 2 seeds."""
+    if n_a < 2 or n_b < 2 or not (math.isfinite(sd_a) and math.isfinite(sd_b)):
+        return math.nan
+    se, _ = _welch_se_df(sd_a, sd_b, n_a, n_b)
+    if se == 0.0:
+        return 0.0  # no spread at all: any difference is seen (a floor or ceiling, usually)
+    from scipy.optimize import brentq
+
+    f = lambda d: welch_power(d, sd_a, sd_b, n_a, n_b, alpha) - power  # noqa: E731
+    hi = se
+    while f(hi) < 0:
+        hi *= 2
+    return float(brentq(f, 0.0, hi, xtol=1e-6 * se))
+
+
+def seeds_needed(effect: float, sd_a: float, sd_b: float, alpha: float = 0.05,
+                 power: float = POWER, max_seeds: int = 10_000) -> int | None:
+    """Seeds per cell (the same in both) for the Welch test to detect `effect` with the
+    given power, assuming the observed spreads; None if more than max_seeds."""
+    if not (math.isfinite(sd_a) and math.isfinite(sd_b)):
+        return None
+    n = 2
+    while n <= max_seeds:
+        if welch_power(effect, sd_a, sd_b, n, n, alpha) >= power:
+            return n
+        n = n + 1 if n < 64 else int(n * 1.25)
+    return None

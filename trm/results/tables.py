@@ -257,6 +257,9 @@ TEST_COLUMNS = [
     "hedges_g",
     "g_ci_low",
     "g_ci_high",
+    "a_sd",
+    "b_sd",
+    "mde",
     "note",
 ]
 
@@ -344,6 +347,11 @@ def paired_predictions(a_runs: pd.DataFrame, b_runs: pd.DataFrame, root: Path):
     return xs, ys, "; ".join(notes)
 
 
+def _sd(values: pd.Series) -> float:
+    v = values.dropna().to_numpy(dtype=float)
+    return float(v.std(ddof=1)) if len(v) >= 2 else math.nan
+
+
 def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None) -> pd.DataFrame:
     """One row per contrast: paired McNemar + paired bootstrap when per-puzzle predictions
     exist for shared seeds, else Welch across seeds; Holm across the study."""
@@ -372,6 +380,11 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None)
         welch = stats.welch_test(a_vals, b_vals)
         g, g_lo, g_hi = stats.hedges_g(a_vals, b_vals)
         rec.update(welch_p=welch.p_value, hedges_g=g, g_ci_low=g_lo, g_ci_high=g_hi)
+        # What this contrast could have detected: the across-seed Welch test's minimum
+        # detectable effect at 80% power (alpha 0.05, two-sided) from the observed spreads.
+        a_sd, b_sd = _sd(a_vals), _sd(b_vals)
+        rec.update(a_sd=a_sd, b_sd=b_sd, mde=stats.min_detectable_effect(
+            a_sd, b_sd, rec["a_n"], rec["b_n"], alpha=ALPHA, power=stats.POWER))
         xs, ys, note = ([], [], "")
         if metric == HEADLINE and rec["a_n"] and rec["b_n"]:
             xs, ys, note = paired_predictions(a_runs, b_runs, root)
@@ -443,6 +456,7 @@ def tests_markdown(tests: pd.DataFrame, metric: str) -> str:
             "Test": tests["test"],
             "p": tests["p"].map(p),
             "p (Holm)": tests["p_holm"].map(p),
+            ("MDE (pp)" if pct else "MDE"): [_fmt_number(v, pct) for v in tests["mde"]],
             "Hedges g [95% CI]": [
                 f"{g:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(g) else DASH
                 for g, lo, hi in zip(tests["hedges_g"], tests["g_ci_low"], tests["g_ci_high"])
@@ -463,7 +477,10 @@ NOTES = (
     "are listed with their status and no numbers. Comparisons: exact McNemar on discordant "
     "test puzzles (summed over shared seeds) with a paired-bootstrap CI of the accuracy "
     "difference when per-puzzle predictions exist, else Welch's t-test across seeds; "
-    "p-values Holm-corrected across the study. Hedges' g is across seeds."
+    "p-values Holm-corrected across the study. Hedges' g is across seeds. MDE: the smallest "
+    "true difference the across-seed Welch test (two-sided, alpha 0.05, before Holm) would "
+    "detect with 80% power, given the two cells' observed seed spreads and seed counts; "
+    "`python -m trm plan-seeds` turns it into the seeds a target effect needs."
 )
 
 

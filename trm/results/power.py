@@ -1,0 +1,59 @@
+"""Seed planning: from finished pilot runs, how many seeds each contrast of a study needs to
+detect a target effect with 80% power (across-seed Welch test, alpha 0.05, two-sided).
+
+    python -m trm plan-seeds --study depth_scaling --effect 10 [--scale tiny]
+
+The pilot's seed spreads stand in for the true ones; with few pilot seeds they are themselves
+uncertain, so the plan is a guide (rerun it after the larger run).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from trm.results import stats
+from trm.results.tables import ALPHA, comparisons_table
+
+
+def plan_seeds(study: dict, runs: pd.DataFrame, effect: float, root: Path | None = None) -> pd.DataFrame:
+    """One row per contrast: the pilot's seeds and spreads, its MDE, the seeds needed for
+    `effect` (a fraction for accuracies), and whether the pilot already suffices."""
+    tests = comparisons_table(study, runs, root)
+    out = []
+    for _, t in tests.iterrows():
+        need = stats.seeds_needed(effect, t["a_sd"], t["b_sd"], alpha=ALPHA, power=stats.POWER)
+        have = int(min(t["a_n"], t["b_n"]))
+        out.append({
+            "task": t["task"], "a": t["a"], "b": t["b"],
+            "pilot_seeds": have, "a_sd": t["a_sd"], "b_sd": t["b_sd"], "mde": t["mde"],
+            "seeds_needed": need,
+            "enough": need is not None and have >= need,
+        })
+    return pd.DataFrame(out, columns=["task", "a", "b", "pilot_seeds", "a_sd", "b_sd", "mde",
+                                      "seeds_needed", "enough"])
+
+
+def format_plan(plan: pd.DataFrame, effect: float, percent: bool = True) -> str:
+    if plan.empty:
+        return "no contrasts with finished runs: run a pilot first (e.g. snakemake --config studies=NAME)"
+    k = 100 if percent else 1
+    unit = " pp" if percent else ""
+
+    def num(x):
+        return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{k * x:.1f}"
+
+    view = pd.DataFrame({
+        "task": plan["task"], "A": plan["a"], "B": plan["b"],
+        "pilot seeds": plan["pilot_seeds"],
+        "sd A / B": [f"{num(a)} / {num(b)}" for a, b in zip(plan["a_sd"], plan["b_sd"])],
+        f"MDE now{unit}": [num(x) for x in plan["mde"]],
+        f"seeds for {k * effect:g}{unit}": [("> 10000" if n is None or n != n else str(int(n)))
+                                           for n in plan["seeds_needed"]],
+    })
+    worst = pd.to_numeric(plan["seeds_needed"], errors="coerce")
+    tail = (f"\nseeds per cell for every contrast to detect {k * effect:g}{unit} at 80% power: "
+            + ("more than 10000" if worst.isna().any() else str(int(worst.max()))))
+    return view.to_markdown(index=False) + tail
