@@ -24,6 +24,7 @@ sources and ~73% from hard ones (data notes 3.1/5.4). Offline we rebuild that mi
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,17 @@ def climb_to_rating(start: Puzzle, rng: np.random.Generator, max_rounds: int = 2
     return cur if cur.rating >= VICINITY_MIN_RATING else None
 
 
+@lru_cache(maxsize=1 << 17)
+def _family_of_bytes(solution: bytes) -> bytes:
+    return family_key(np.frombuffer(solution, np.int8), 9)
+
+
+def family_of(solution: np.ndarray) -> bytes:
+    """family_key of a 9x9 solution, memoised: vicinity children share their parent's solution,
+    and the split, its check and the provenance all ask for the same grids (~3 ms each)."""
+    return _family_of_bytes(np.asarray(solution, np.int8).tobytes())
+
+
 class FamilyLeakError(ValueError):
     """A test puzzle shares its solution grid (up to symmetry) with a train puzzle."""
 
@@ -117,7 +129,7 @@ def seed_families(seeds: list) -> list[bytes | None]:
     if not seeds:
         return []
     sol, nsol, _ = solver.solve(np.stack([p for _, p in seeds]), 9, cap=2)
-    return [family_key(sol[i], 9) if nsol[i] == 1 else None for i in range(len(seeds))]
+    return [family_of(sol[i]) if nsol[i] == 1 else None for i in range(len(seeds))]
 
 
 def split_by_family(families: list, n_train: int) -> tuple[list[int], list[int]]:
@@ -138,8 +150,8 @@ def split_by_family(families: list, n_train: int) -> tuple[list[int], list[int]]
 def check_family_split(train: list[Puzzle], test: list[Puzzle]) -> int:
     """Refuse (FamilyLeakError) test puzzles whose solution grid is, up to symmetry, a train
     puzzle's; returns the number of families on the train side."""
-    train_fams = {family_key(p.solution, 9) for p in train}
-    shared = [i for i, p in enumerate(test) if family_key(p.solution, 9) in train_fams]
+    train_fams = {family_of(p.solution) for p in train}
+    shared = [i for i, p in enumerate(test) if family_of(p.solution) in train_fams]
     if shared:
         raise FamilyLeakError(
             f"{len(shared)} of {len(test)} test puzzles share a solution grid (up to symmetry) "
@@ -161,7 +173,7 @@ def searched_puzzles(count: int, seeds: list, rng, taken: set[bytes],
         p = _from_seed(source, seed_puzzle, rng)
         if p is None:
             continue
-        fam = family_key(p.solution, 9)
+        fam = family_of(p.solution)
         key = invariant_key(p.puzzle, 9)
         if fam in forbidden:
             skipped += 1
@@ -186,14 +198,14 @@ def searched_puzzles(count: int, seeds: list, rng, taken: set[bytes],
                      for j in np.flatnonzero(ratings >= VICINITY_MIN_RATING)]
         else:  # no seeds at all: climb from a generated minimal puzzle
             start = make_distinct_puzzles(9, 0, 1, rng, set())[0]
-            if family_key(start.solution, 9) in forbidden:
+            if family_of(start.solution) in forbidden:
                 continue
             found = [p for p in [climb_to_rating(start, rng)] if p is not None]
         for p in found:
             key = invariant_key(p.puzzle, 9)
             if len(out) < count and key not in taken:
                 taken.add(key)
-                families.add(family_key(p.solution, 9))
+                families.add(family_of(p.solution))
                 out.append(p)
     return out, skipped
 
@@ -255,10 +267,10 @@ def extreme_mix(n_train: int, n_test: int, seed_path: str | None, rngs: dict) ->
         # if its grid's family is on the train side.
         accept = None
         if split == "test":
-            accept = lambda p: family_key(p.solution, 9) not in forbidden  # noqa: E731
+            accept = lambda p: family_of(p.solution) not in forbidden  # noqa: E731
         easy = make_distinct_puzzles(9, 0, n_easy[split], rng, taken, accept=accept,
                                      what=f"easy {split}")
-        families[split].update(family_key(p.solution, 9) for p in easy)
+        families[split].update(family_of(p.solution) for p in easy)
         mixed = searched + easy
         out[split] = [mixed[i] for i in rng.permutation(len(mixed))]
     n_train_families = check_family_split(out["train"], out["test"])
@@ -291,7 +303,7 @@ def extreme_mix(n_train: int, n_test: int, seed_path: str | None, rngs: dict) ->
                           "transpose): seeds split by family before vicinity search; no test "
                           "family among the train families (checked)"),
         "families": {"train": n_train_families,
-                     "test": len({family_key(p.solution, 9) for p in out["test"]}),
+                     "test": len({family_of(p.solution) for p in out["test"]}),
                      "shared": 0, "test_seeds_skipped_family_in_train": skipped["test"]},
     }
     return out["train"], out["test"], info
