@@ -126,7 +126,18 @@ class Attention(nn.Module):
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, heads, L, head_dim]
         if rotary is not None:
             q, k = rotary(q), rotary(k)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+            # torch's CPU flash-attention BACKWARD in bf16 is ~10x slower than in fp32 (277 vs
+            # 26 ms per call at paper shape, 1 thread; the forward is fine), and it was most of
+            # the bf16 step of trm_att/hrm. Attention itself is a small share of the FLOPs
+            # (L=97, head_dim 64), so run it in fp32 and hand bf16 back; fp32 inputs never
+            # take this branch, so fp32 numerics are untouched. CPU autocast lists SDPA as a
+            # bf16 op, so it is switched off here, or it would cast the fp32 inputs back.
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=False)
+            y = y.to(q.dtype)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
         return self.out(y.transpose(1, 2).reshape(B, L, D))
 
 
