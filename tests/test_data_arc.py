@@ -135,6 +135,25 @@ def test_known_arc1_twin_is_dropped_from_training_but_a_renamed_one_is_refused(t
         build_dataset(spec, tmp_path / "renamed")
 
 
+def test_generated_eval_task_colliding_with_training_is_dropped_not_built():
+    """Toy tasks on small canvases collide by chance: the evaluation task goes, and the same
+    collision in real data is refused."""
+    from trm.data.arc_build import check_contamination
+    from trm.data.arc_tasks import ArcTask
+
+    g = lambda v: np.array(v, np.uint8)  # noqa: E731
+    pair = (g([[1, 2]]), g([[2, 1]]))
+    tasks = [ArcTask("t1", "training", "toy", [pair], [], {}),
+             ArcTask("e1", "evaluation", "toy", [(g([[3]]), g([[4]]))], [pair], {}),
+             ArcTask("e2", "evaluation", "toy", [(g([[5]]), g([[6]]))],
+                     [(g([[7]]), g([[8]]))], {})]
+    kept, info = check_contamination(tasks, generated=True)
+    assert [t.task_id for t in kept] == ["t1", "e2"]
+    assert info["dropped_generated_eval_tasks"] == ["e1"]
+    with pytest.raises(ContaminationError, match="1 of 2 evaluation test pairs"):
+        check_contamination(tasks)
+
+
 def test_real_arc1_has_exactly_the_known_twin():
     """ARC-AGI-1 as published: one evaluation test pair is a training example (dropped)."""
     from trm.data import arc_tasks as T

@@ -16,7 +16,8 @@
   training tasks, or in which any evaluation test pair (input and output grids) is also a
   training example, whatever the ids - e.g. ARC-AGI-1 evaluation with ARC-AGI-2 training data
   mixed in, renamed or not. ARC-AGI-1's one known copy (training 40853293 = evaluation
-  070dd51e) is dropped from training instead.
+  070dd51e) is dropped from training instead, and generated (toy) evaluation tasks whose test
+  pair collides with a training example by chance are dropped.
 n_train / n_test cap the number of train-only / evaluation tasks (seeded subsample if fewer).
 Large builds are written straight into memory-mapped .npy files in the build's temp dir.
 """
@@ -141,14 +142,17 @@ def training_examples(tasks: list[T.ArcTask]) -> dict[bytes, str]:
     return out
 
 
-def check_contamination(tasks: list[T.ArcTask]) -> tuple[list[T.ArcTask], dict]:
+def check_contamination(tasks: list[T.ArcTask], generated: bool = False
+                        ) -> tuple[list[T.ArcTask], dict]:
     """Refuse (ContaminationError) a build that would train on an evaluation test pair.
 
     By id: evaluation tasks whose id is also a training task's (how ARC-AGI-2 training re-uses
     376 ARC-AGI-1 evaluation tasks). By content, whatever the ids or file names: any evaluation
     test pair (input and output grids) equal to a training example - e.g. ARC-AGI-2 training
-    files renamed to new ids. The only exception is KNOWN_TRAINING_TWINS, whose training copy is
-    dropped. Returns (tasks to build, provenance notes)."""
+    files renamed to new ids. Exceptions, both leaving no such pair in the build:
+    KNOWN_TRAINING_TWINS, whose training copy is dropped; and generated (toy) tasks, where a
+    collision is a coincidence of small random grids (a few in 400 on an 8x8 canvas), so the
+    evaluation task is dropped rather than the build refused. Returns (tasks, provenance)."""
     train_ids = {t.task_id for t in tasks if not t.is_eval}
     leaked = sorted(t.task_id for t in tasks if t.is_eval and t.task_id in train_ids)
     if leaked:
@@ -161,28 +165,36 @@ def check_contamination(tasks: list[T.ArcTask]) -> tuple[list[T.ArcTask], dict]:
         if t.task_id in seen:
             raise ValueError(f"task id {t.task_id} occurs twice ({seen[t.task_id]}, {t.origin})")
         seen[t.task_id] = t.origin
-    evals = [t for t in tasks if t.is_eval]
-    drop: set[str] = set()
-    for _ in range(2):  # second pass: after dropping known twins, nothing may be left
-        train = training_examples([t for t in tasks if t.task_id not in drop])
-        hits = [(e.task_id, train[pair_key(p)]) for e in evals for p in e.test
+    drop_train: set[str] = set()
+    drop_eval: set[str] = set()
+    for _ in range(4):  # dropping a task can only remove training examples: converges fast
+        live = [t for t in tasks if t.task_id not in drop_train | drop_eval]
+        train = training_examples(live)
+        hits = [(e.task_id, train[pair_key(p)]) for e in live if e.is_eval for p in e.test
                 if pair_key(p) in train]
-        known = {(e, s) for e, s in hits if KNOWN_TRAINING_TWINS.get(e) == s and s in train_ids}
         if not hits:
             break
-        if set(hits) != known or not known:
-            bad = [h for h in hits if h not in known]
-            n_test = sum(len(e.test) for e in evals)
+        known = {(e, s) for e, s in hits if KNOWN_TRAINING_TWINS.get(e) == s and s in train_ids}
+        bad = [h for h in hits if h not in known]
+        if bad and not generated:
+            n_test = sum(len(e.test) for e in live if e.is_eval)
             raise ContaminationError(
                 f"{len(bad)} of {n_test} evaluation test pairs are also training examples "
                 f"(e.g. evaluation {bad[0][0]} = an example of {bad[0][1]}); refusing to build. "
                 "Checked by content, so renamed copies are caught too: remove the training "
                 "copies from data.path")
-        drop |= {s for _, s in known}
-    if drop:
-        log.warning("dropped training task(s) %s: copies of evaluation tasks", sorted(drop))
-    return ([t for t in tasks if t.task_id not in drop],
-            {"dropped_training_twins": sorted(drop),
+        drop_train |= {s for _, s in known}
+        drop_eval |= {e for e, _ in bad}
+    else:
+        raise ContaminationError("evaluation test pairs still in training after dropping "
+                                 "copies; refusing to build")
+    if drop_train or drop_eval:
+        log.warning("dropped training task(s) %s (copies of evaluation tasks) and evaluation "
+                    "task(s) %s (test pair among generated training examples)",
+                    sorted(drop_train), sorted(drop_eval))
+    return ([t for t in tasks if t.task_id not in drop_train | drop_eval],
+            {"dropped_training_twins": sorted(drop_train),
+             "dropped_generated_eval_tasks": sorted(drop_eval),
              "eval_test_pairs_in_training": 0,
              "checked": "evaluation test pairs (input+output grids) vs every training example"})
 
@@ -286,7 +298,8 @@ def _alloc(work_dir: Path | None, split: str, name: str, shape, dtype):
 
 def build_arc(data: DataSpec, work_dir: Path | None = None) -> BuiltData:
     tasks, info = resolve_tasks(data)
-    tasks, info["contamination"] = check_contamination(tasks)
+    tasks, info["contamination"] = check_contamination(
+        tasks, generated=info.get("kind") == "generated")
     canvas = data.grid
     # Filtered before select(), so n_train / n_test count tasks that can actually be built.
     # Generated tasks are drawn to fit; the check still runs (a no-op) so the counts are there.
