@@ -250,7 +250,8 @@ def test_offline_resolution_is_fast_and_logged(tmp_path, monkeypatch):
 
 
 def test_offline_paper_sized_test_set_is_refused_fast():
-    """Generating hundreds of thousands of hard 9x9 puzzles would take hours: refused at once."""
+    """Generating hundreds of thousands of vicinity-search 9x9 puzzles would take hours: refused
+    at once."""
     import numpy as np
     import pytest
 
