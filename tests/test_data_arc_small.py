@@ -75,6 +75,7 @@ def test_toy_tasks_fit_the_canvas_and_are_arc_shaped(canvas):
         demo_colours = set(np.unique(np.concatenate([g.ravel() for p in t.train for g in p])))
         assert set(np.unique(t.test[0][0])) <= demo_colours
         assert not any(a.shape == b.shape and np.array_equal(a, b) for a, b in t.train + t.test)
+        assert all(b.any() for _, b in t.train + t.test)  # no blank output to guess
     assert max(sides) == canvas - 1  # sized by the canvas, not by a fixed constant
     assert {t.raw["rule"] for t in tasks} == set(arc_toy.RULES)
     with pytest.raises(ValueError, match="at least 3"):

@@ -26,7 +26,7 @@ from trm.data.arc_augment import CANVAS
 from trm.data.arc_tasks import EVAL_SUBSET, ArcTask
 from trm.data.dihedral import dihedral
 
-TOY_VERSION = "trm-arc-toy-v2"
+TOY_VERSION = "trm-arc-toy-v3"
 RULES = ("dihedral", "recolour", "gravity", "shift", "outline")
 DIRECTIONS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # down, up, right, left (row, col steps)
 DENSITY = 0.3  # share of coloured cells: sparse, as ARC grids mostly are
@@ -100,9 +100,11 @@ def _task_pairs(rng: np.random.Generator, max_side: int):
         inputs = [_random_grid(rng, palette, max_side) for _ in range(N_DEMOS + 1)]
         outputs = [np.ascontiguousarray(rule(g)).astype(np.uint8) for g in inputs]
         shown = set(np.unique(np.concatenate([g.ravel() for g in inputs[:N_DEMOS]]))) - {0}
-        # Redraw until the demos show the whole palette and no pair is unchanged by the rule
-        # (an identity pair teaches nothing and is trivially solved by copying).
-        if shown == set(palette.tolist()) and not any(
+        # Redraw until the demos show the whole palette, no pair is unchanged by the rule (an
+        # identity pair is solved by copying) and no output is blank (e.g. a shift that pushes
+        # every cell out: solved by predicting background alone, measured to be most of what a
+        # tiny model solves when such outputs are allowed).
+        if shown == set(palette.tolist()) and all(b.any() for b in outputs) and not any(
                 a.shape == b.shape and np.array_equal(a, b) for a, b in zip(inputs, outputs)):
             return kind, list(zip(inputs, outputs))
 
