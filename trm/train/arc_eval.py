@@ -4,8 +4,10 @@ The test split holds every test input of every evaluation task in all its augmen
 (a dihedral transform and a permutation of colours 1-9, colour 0 fixed). For each variant's
 prediction (at a chosen supervision step):
 
-  1. crop: the largest top-left rectangle of colour tokens (2..11) of the 30x30 canvas, the
-     way the official evaluators read a grid (EOS/PAD end it), colours = token - 2;
+  1. crop: the largest top-left rectangle of colour tokens (2..11) of the canvas, the way the
+     official evaluators read a grid (EOS/PAD end it), colours = token - 2. The canvas side is
+     read from the sequence length (30x30 officially, data.grid on a small canvas), so every
+     built ARC dataset is scored the same way;
   2. invert the augmentation named by the puzzle identifier ("<task>|||t<k>|||<perm>", TRM's
      format; no separator = the original): inverse dihedral, then inverse colour permutation;
   3. vote per (task, test input): the test input is recognised by its own cropped, inverted
