@@ -5,6 +5,22 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
+# Config and profile files must be plain YAML: Snakemake would run a YTE template
+# (`__use_yte__`, which evaluates Python), read an empty file as no settings and let the
+# last of two equal keys win. Checked before the configfile line below reads
+# configs/config.yaml; --profile and --configfile files Snakemake has read already, so a
+# template there is refused here only after it ran (see README, RELIABILITY).
+from trm import config as TRM_CONFIG
+
+try:
+    TRM_CONFIG.check_workflow_files(
+        TRM_CONFIG.workflow_files(workflow.basedir, workflow.overwrite_configfiles),
+        Path(workflow.basedir) / "configs",
+    )
+except TRM_CONFIG.SpecError as e:
+    raise WorkflowError(f"invalid configuration: {e}")
+
+
 configfile: os.path.join(workflow.basedir, "configs", "config.yaml")
 
 
@@ -32,6 +48,13 @@ localrules:
     runs_table,
     paper_reference,
     summary_figures,
+
+
+onstart:
+    # For the progress lines (trm/progress.py): when this run started, which runs it has.
+    from trm import progress as TRM_PROGRESS
+
+    TRM_PROGRESS.start(list(RUN_BY_DIR))
 
 
 rule all:

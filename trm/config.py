@@ -623,6 +623,31 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise SpecError(f"override '{text}': the key before '=' is empty")
     value = parse_yaml(raw, f"override '{text}'") if raw != "" else None
     return key.strip(), value
+def workflow_files(root: Path, extra: Any = ()) -> list[Path]:
+    """The YAML files Snakemake itself reads for this workflow: the config file, the
+    profiles (ours: profiles/*/config.yaml, slurm/*.yaml) and any --configfile given."""
+    root = Path(root)
+    files = [root / "configs" / "config.yaml", *sorted((root / "profiles").glob("*/config.yaml")),
+             *sorted((root / "slurm").glob("*.yaml")), *(Path(p) for p in extra or ())]
+    return list(dict.fromkeys(p for p in files if p.is_file()))
+
+
+def check_workflow_files(paths: list[Path], config_dir: Path | None = None) -> None:
+    """Refuse, before Snakemake's own loader reads them, workflow config and profile files
+    that are templates (YTE), empty, or give a key twice; and any YTE in configs/ (model,
+    task, scale and study files are fully checked when they are loaded)."""
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SpecError(f"{path}: cannot be read: {e}") from None
+        if parse_yaml(text, str(path)) is None:
+            raise SpecError(f"{path}: the file is empty (no YAML mapping)")
+    if config_dir is not None:
+        for path in sorted(Path(config_dir).glob("*/*.yaml")):
+            refuse_yte(path.read_text(errors="replace"), str(path))
+
+
 
 
 def available(kind: str, config_dir: Path = CONFIG_DIR) -> list[str]:

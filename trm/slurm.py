@@ -133,6 +133,21 @@ def _bad(key: str, value: Any, want: str) -> C.SpecError:
     return C.SpecError(f"SLURM resource {key}={value!r}: {want}")
 
 
+# Every string here is written into an sbatch script (#SBATCH lines, setup lines, paths): a
+# carriage return, escape, NUL or a stray newline there would start a new line of the
+# script, i.e. inject a directive or a command. Only setup may hold newlines (its line breaks).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+
+
+def refuse_control(key: str, value: str) -> None:
+    pattern = _CONTROL_BUT_NEWLINE if key == "slurm_setup" else _CONTROL
+    bad = pattern.search(value)
+    if bad:
+        raise C.SpecError(f"SLURM {key}={value!r}: control character {bad.group()!r} is refused "
+                          "(it would end up in the sbatch script)")
+
+
 def parse_resources(raw: dict | None) -> Resources:
     """Validate `--resource key=value` pairs (values as parsed from YAML or given in Python).
 
@@ -152,6 +167,7 @@ def parse_resources(raw: dict | None) -> Resources:
             if isinstance(value, (dict, list)):
                 raise _bad(key, value, "must be a string")
             value = str(value)
+            refuse_control(key, value)
             if key == "gpu_flag" and value not in GPU_FLAGS:
                 raise _bad(key, value, f"must be one of {', '.join(GPU_FLAGS)}")
             if key in ("slurm_partition", "slurm_account", "qos", "gpu_type") and re.search(r"\s", value):
@@ -323,6 +339,10 @@ def job_name(spec: C.RunSpec, run_dir: Path) -> str:
 
 def slurm_parameters(res: Resources, name: str) -> dict:
     """submitit SlurmExecutor parameters (sbatch options) for one run."""
+    refuse_control("job name", name)
+    for key in ("slurm_partition", "slurm_account", "qos", "constraint", "gpu_type", "slurm_extra",
+                "slurm_setup", "slurm_python"):  # also when Resources was built directly
+        refuse_control(key, getattr(res, key))
     params: dict[str, Any] = {
         "job_name": name,
         "time": int(res.runtime),
@@ -354,6 +374,8 @@ def slurm_parameters(res: Resources, name: str) -> dict:
 def sbatch_script(res: Resources, name: str, folder: Path) -> str:
     """The batch script submitit would write (for checks and --dry-run style tests)."""
     from submitit.slurm import slurm as S
+
+    refuse_control("run directory", str(folder))
 
     return S._make_sbatch_string(command="python -u -m submitit.core._submit FOLDER",
                                  folder=str(folder), **slurm_parameters(res, name))
@@ -427,6 +449,8 @@ def recover_result(folder: Path, spec: C.RunSpec, run_dir: Path, res: Resources)
 
 def submit_slurm(job, folder: Path, res: Resources, name: str):
     import submitit
+
+    refuse_control("run directory", str(folder))  # its path goes into #SBATCH --output
 
     ex = submitit.SlurmExecutor(folder=folder / "%j", max_num_timeout=int(res.max_num_timeout),
                                 python=res.slurm_python or None)

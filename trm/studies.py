@@ -8,7 +8,9 @@ so a cell shared by two studies trains once.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,29 @@ STUDY_KEYS = {
     "extra_figures": dict,  # name -> another figure view, drawn to figures/<study>/<name>.pdf
 }
 FIGURE_KEYS = {"x", "y", "hue", "style", "col", "kind", "title"}
+VIEW_KEYS = ("x", "y", "hue", "style", "col")  # the keys that name a column
+# trm/results/figures.py draws these; "view" (the default) draws x/y/hue/style/col.
+FIGURE_KINDS = ("view", "depth_scaling", "test_time_depth", "learning_curves", "compute")
+# What a figure may name besides dotted spec keys: the columns of the runs table that
+# trm/results/collect.py builds (a test keeps the two in step). Checked at planning, so that
+# a typo fails before training instead of at the figure after it.
+RUN_COLUMNS = frozenset({
+    "study", "task", "model", "scale", "sig", "seed", "run_dir", "status", "note",
+    "exact_accuracy", "cell_accuracy", "n_test", "steps", "params", "puzzle_embedding_params",
+    "effective_depth", "forward_calls_per_step", "grad_calls_per_step", "train_flops",
+    "wall_time_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb", "diverged_at_step",
+    "n_supervision", "eval_n_supervision", "compute", "compute_unit", "data_kind",
+    "data_source", "has_predictions", "eval_protocol", "device", "git_sha", "precision",
+    "valid_optimal_accuracy",
+})
+# Task metrics that pass through from metrics.json under their own names (ARC pass@K).
+EXTRA_METRIC = re.compile(r"^pass@\d+(_per_input)?$")
+# learning_curves reads y from train.jsonl (trm/train/loop.py's records).
+TRAIN_LOG_COLUMNS = frozenset({"loss", "lm_loss", "lr", "grad_norm", "halted_frac", "train_exact",
+                               "mean_segments"})
 CELL_KEYS = {"task", "model"}  # besides dotted spec keys
+# Study, model, task and figure names end up in paths, rule wildcards and job names.
+SAFE_NAME = C.SAFE_NAME
 
 
 @dataclass
@@ -47,15 +71,17 @@ class Run:
     spec: C.RunSpec
     knobs: dict = field(default_factory=dict)  # the dotted keys this study varies, with values
 
-    @property
+    # Computed once: the workflow asks for these several times per run while planning,
+    # and a run's spec is not changed after expand() made it.
+    @functools.cached_property
     def sig(self) -> str:
         return C.signature(self.spec)
 
-    @property
+    @functools.cached_property
     def data_sig(self) -> str:
         return C.data_signature(self.spec)
 
-    @property
+    @functools.cached_property
     def run_dir(self) -> str:
         return f"results/runs/{self.task}/{self.model}/{self.sig}/seed{self.seed}"
 
@@ -68,14 +94,95 @@ def _err(path: Path, msg: str) -> C.SpecError:
     return C.SpecError(f"{path}: {msg}")
 
 
+@functools.lru_cache(maxsize=None)
+def _spec_keys() -> frozenset:
+    return frozenset(C.flatten(C.to_dict(C.RunSpec())))
+
+
+def _check_names(path: Path, key: str, values: Any) -> None:
+    for v in values or []:
+        if not isinstance(v, str) or not SAFE_NAME.match(v):
+            raise _err(path, f"'{key}' entry {v!r}: names use letters, digits, '_' or '-' only")
+
+
+def _check_view(path: Path, where: str, view: Any) -> None:
+    """One figure block (`figure:` or an `extra_figures` entry): its keys, its kind, and that
+    every column it names exists, so a typo fails at planning, not after the training."""
+    if not isinstance(view, dict):
+        raise _err(path, f"'{where}' must be a mapping, got {view!r}")
+    for key, value in view.items():
+        if key not in FIGURE_KEYS:
+            raise _err(path, f"unknown key '{where}.{key}' (valid: {', '.join(sorted(FIGURE_KEYS))})")
+        if value is not None and not isinstance(value, str):
+            raise _err(path, f"'{where}.{key}' must be a string, got {value!r}")
+    if not view:
+        return  # empty: the default view
+    kind = view.get("kind") or "view"
+    if kind not in FIGURE_KINDS:
+        raise _err(path, f"'{where}.kind' is '{kind}', not one of {', '.join(FIGURE_KINDS)}")
+    if kind == "view":
+        for key in ("x", "y"):
+            if not view.get(key):
+                raise _err(path, f"'{where}.{key}' is required (kind view)")
+    known = RUN_COLUMNS | _spec_keys() | ({"cell"} if kind != "view" else set())
+    for key in VIEW_KEYS:
+        column = view.get(key)
+        if column is None:
+            continue
+        fine = column in known or (key == "y" and EXTRA_METRIC.match(column)) or (
+            key == "y" and kind == "learning_curves" and column in TRAIN_LOG_COLUMNS)
+        if not fine:
+            raise _err(path, f"'{where}.{key}': '{column}' is neither a column of the runs table "
+                       "nor a run spec key")
+
+
+def _check_body(path: Path, data: dict, where: str = "") -> None:
+    """The keys and types of a study, or of one `scales.<scale>` tweak of it."""
+    for key, value in data.items():
+        if key not in STUDY_KEYS:
+            raise _err(path, f"unknown key '{where}{key}' (valid: {', '.join(sorted(STUDY_KEYS))})")
+        if value is not None and not isinstance(value, STUDY_KEYS[key]):
+            raise _err(path, f"'{where}{key}' must be a {STUDY_KEYS[key].__name__}, got {value!r}")
+    _check_names(path, f"{where}tasks", data.get("tasks"))
+    _check_names(path, f"{where}models", data.get("models"))
+    seeds = data.get("seeds") or []
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise _err(path, f"'{where}seeds' entries must be integers >= 0, got {s!r}")
+    if len(set(seeds)) != len(seeds):
+        raise _err(path, f"'{where}seeds' lists a seed twice: {seeds}")
+    for key, values in (data.get("grid") or {}).items():
+        if not isinstance(values, list) or not values:
+            raise _err(path, f"{where}grid axis '{key}' must be a non-empty list, got {values!r}")
+    zipped = data.get("zip") or {}
+    lengths = {len(v) if isinstance(v, list) else -1 for v in zipped.values()}
+    if zipped and (len(lengths) != 1 or -1 in lengths or 0 in lengths):
+        raise _err(path, f"'{where}zip' axes must be non-empty lists of equal length")
+    spec_keys = _spec_keys()
+    for i, cell in enumerate(data.get("include") or []):
+        if not isinstance(cell, dict):
+            raise _err(path, f"{where}include entry {i} must be a mapping, got {cell!r}")
+    for i, cell in enumerate(data.get("exclude") or []):
+        if not isinstance(cell, dict):
+            raise _err(path, f"{where}exclude entry {i} must be a mapping, got {cell!r}")
+        for key in cell:
+            # A misspelt key here would silently exclude nothing.
+            if key not in CELL_KEYS and key not in spec_keys:
+                raise _err(path, f"{where}exclude entry {i}: unknown key '{key}'")
+    if data.get("figure") is not None:
+        _check_view(path, f"{where}figure", data["figure"])
+    for fig, view in (data.get("extra_figures") or {}).items():
+        if not isinstance(fig, str) or not SAFE_NAME.match(fig):
+            raise _err(path, f"'{where}extra_figures' name {fig!r}: use letters, digits, '_' or '-'")
+        _check_view(path, f"{where}extra_figures.{fig}", view)
+
+
 def load_study(path: Path) -> dict:
     path = Path(path)
     data = C.load_yaml(path)
-    for key, value in data.items():
-        if key not in STUDY_KEYS:
-            raise _err(path, f"unknown key '{key}' (valid: {', '.join(sorted(STUDY_KEYS))})")
-        if value is not None and not isinstance(value, STUDY_KEYS[key]):
-            raise _err(path, f"'{key}' must be a {STUDY_KEYS[key].__name__}, got {value!r}")
+    if not SAFE_NAME.match(path.stem):
+        raise _err(path, f"study name '{path.stem}': use letters, digits, '_' or '-' only")
+    _check_body(path, data)
     if data.get("name") != path.stem:
         raise _err(path, f"'name' must equal the file name '{path.stem}', got {data.get('name')!r}")
     for key in ("tasks",):
@@ -83,25 +190,22 @@ def load_study(path: Path) -> dict:
             raise _err(path, f"'{key}' must be a non-empty list")
     if not data.get("models") and not data.get("include"):
         raise _err(path, "needs 'models' (grid over them) or 'include' cells")
-    for key, values in (data.get("grid") or {}).items():
-        if not isinstance(values, list) or not values:
-            raise _err(path, f"grid axis '{key}' must be a non-empty list, got {values!r}")
-    zipped = data.get("zip") or {}
-    lengths = {len(v) if isinstance(v, list) else -1 for v in zipped.values()}
-    if zipped and (len(lengths) != 1 or -1 in lengths or 0 in lengths):
-        raise _err(path, "'zip' axes must be non-empty lists of equal length")
-    for key in (data.get("figure") or {}):
-        if key not in FIGURE_KEYS:
-            raise _err(path, f"unknown key 'figure.{key}' (valid: {', '.join(sorted(FIGURE_KEYS))})")
-    for fig, view in (data.get("extra_figures") or {}).items():
-        if not isinstance(view, dict):
-            raise _err(path, f"'extra_figures.{fig}' must be a mapping")
-        for key in view:
-            if key not in FIGURE_KEYS:
-                raise _err(path, f"unknown key 'extra_figures.{fig}.{key}' (valid: {', '.join(sorted(FIGURE_KEYS))})")
-    for i, cell in enumerate((data.get("include") or []) + (data.get("exclude") or [])):
-        if not isinstance(cell, dict):
-            raise _err(path, f"include/exclude entry {i} must be a mapping, got {cell!r}")
+    # `scales:` and `notes:` are keyed by scale: a misspelt scale would be silently ignored.
+    scales = set(C.available("scales", path.parent.parent))
+    for section in ("scales", "notes"):
+        for scale in data.get(section) or {}:
+            if scale not in scales:
+                raise _err(path, f"'{section}.{scale}': no scale named '{scale}' "
+                           f"(available: {', '.join(sorted(scales))})")
+    for scale, tweak in (data.get("scales") or {}).items():
+        if tweak is None:
+            continue
+        if not isinstance(tweak, dict):
+            raise _err(path, f"'scales.{scale}' must be a mapping, got {tweak!r}")
+        for key in ("name", "scales", "notes"):
+            if key in tweak:
+                raise _err(path, f"'scales.{scale}.{key}' cannot be changed per scale")
+        _check_body(path, tweak, f"scales.{scale}.")
     data.setdefault("figure", {})
     data["_path"] = str(path)
     return data
@@ -147,12 +251,14 @@ def expand(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR) -> list[Run
     if tweak:
         study = {**study, **tweak}
     seeds = study.get("seeds") or sc.get("seeds") or [0]
-    base = study.get("base") or {}
+    where = f"{study['_path']}: "
+    # Cells override the study's base key by key; both may be dotted or nested.
+    base = C.expand_dotted(study.get("base") or {}, where + "base: ")
     runs = []
     seen = set()
     for cell in _cells(study):
-        overrides = {**base, **{k: v for k, v in cell.items() if k not in CELL_KEYS}}
         knobs = {k: v for k, v in cell.items() if k not in CELL_KEYS}
+        overrides = C.deep_merge(base, C.expand_dotted(knobs, where + f"cell {cell}: "))
         for seed in seeds:
             try:
                 spec = C.resolve(cell["model"], cell["task"], scale, overrides, seed=seed, config_dir=config_dir)
@@ -171,7 +277,9 @@ def select_studies(selection: Any, config_dir: Path = C.CONFIG_DIR) -> list[str]
     if selection in (None, "all", ["all"]):
         return list(paths)
     names = [selection] if isinstance(selection, str) else list(selection)
-    names = [n for s in names for n in str(s).split(",") if n]
+    names = [n.strip() for s in names for n in str(s).split(",") if n.strip()]
+    # `studies=a,a` names one study: counting its runs (and seeds) twice would weigh it twice.
+    names = list(dict.fromkeys(names))
     for n in names:
         if n not in paths:
             raise C.SpecError(f"config 'studies': no study named '{n}'; available: {', '.join(paths)}")
