@@ -402,6 +402,18 @@ def check_ranges(spec: RunSpec) -> None:
     """Semantic checks that types alone cannot express: every numeric field in its range
     (FIELD_RANGES), then the checks that relate fields. Raises RangeError naming the key."""
     values = _flat_fields(spec)
+def check_layer_ranges(data: dict, where: str) -> None:
+    """The range of every value one layer sets, even if a later layer overrides it: a bad
+    number in a file is a mistake in that file, and the error names it."""
+    for key, value in flatten(data).items():
+        allowed = FIELD_RANGES.get(key)
+        if allowed is None:
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not allowed.holds(v):
+                raise SpecError(f"{where}{_out_of_range(key, v, allowed)}")
+
+
     for key, allowed in FIELD_RANGES.items():
         value = values[key]
         for v in value if isinstance(value, list) else [value]:
@@ -568,7 +580,7 @@ def parse_yaml(text: str, where: str) -> Any:
     """YAML text -> data, with YAML 1.2 floats; duplicate keys and YTE are refused.
     `where` names the source (a file, an override) in the one-line SpecError."""
     refuse_yte(text, where)
-    loader = SpecLoader(text)
+    loader = None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -580,8 +592,10 @@ def parse_yaml(text: str, where: str) -> Any:
         return loader.construct_document(node)
     except yaml.YAMLError as e:
         raise SpecError(f"{where}: invalid YAML: {_yaml_error(e)}") from None
+        loader = SpecLoader(text)  # refuses non-printable characters already
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 # Parsed files by (path, mtime, size): planning reads each model/task/scale file once,
@@ -613,16 +627,6 @@ def load_yaml(path: Path) -> dict:
     return copy_tree(cached)
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """'model.n_cycles=3' -> ('model.n_cycles', 3); the value is parsed as YAML 1.2
-    (so 'optim.lr=1e-3' is a float)."""
-    if "=" not in text:
-        raise SpecError(f"override '{text}' must look like key=value")
-    key, raw = text.split("=", 1)
-    if not key.strip():
-        raise SpecError(f"override '{text}': the key before '=' is empty")
-    value = parse_yaml(raw, f"override '{text}'") if raw != "" else None
-    return key.strip(), value
 def workflow_files(root: Path, extra: Any = ()) -> list[Path]:
     """The YAML files Snakemake itself reads for this workflow: the config file, the
     profiles (ours: profiles/*/config.yaml, slurm/*.yaml) and any --configfile given."""
@@ -658,6 +662,16 @@ def _layer(name: str, kind: str, config_dir: Path, seen: tuple = (),
            read: list | None = None) -> tuple[dict, str]:
     """One named YAML layer. A model or scale file may say `inherit: other` to be a small diff.
     The files read are appended to `read` (for the resolve cache)."""
+def parse_override(text: str) -> tuple[str, Any]:
+    """'model.n_cycles=3' -> ('model.n_cycles', 3); the value is parsed as YAML 1.2
+    (so 'optim.lr=1e-3' is a float)."""
+    if "=" not in text:
+        raise SpecError(f"override '{text}' must look like key=value")
+    key, raw = text.split("=", 1)
+    if not key.strip():
+        raise SpecError(f"override '{text}': the key before '=' is empty")
+    value = parse_yaml(raw, f"override {text!r}") if raw != "" else None
+    return key.strip(), value
     path = config_dir / kind / f"{name}.yaml"
     if not SAFE_NAME.match(str(name)):
         raise SpecError(f"{kind[:-1]} name {name!r}: use letters, digits, '_' or '-' only")
@@ -675,7 +689,12 @@ def _layer(name: str, kind: str, config_dir: Path, seen: tuple = (),
     if parent is not None:
         if parent in seen:
             raise SpecError(f"{path}: inherit cycle through '{parent}'")
-        base, _ = _layer(parent, kind, config_dir, seen + (name,), read)
+        try:
+            base, _ = _layer(parent, kind, config_dir, seen + (name,), read)
+        except SpecError as e:
+            if str(e).startswith(str(config_dir)):
+                raise  # the error is in (and names) the parent file
+            raise SpecError(f"{path}: inherit: {e}") from None
         if kind == "models":
             from_dict(RunSpec, data, where=f"{path}: ")
         data = deep_merge(base, data)
@@ -753,6 +772,7 @@ def _merge_sharing(base: dict, over: dict) -> dict:
     copying them (resolve's cached layers are never written to; from_dict copies lists)."""
     out = dict(base)
     for k, v in over.items():
+        check_layer_ranges(data, where)
         if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = _merge_sharing(out[k], v)
         else:
@@ -801,6 +821,7 @@ def resolve(
     spec = from_dict(RunSpec, merged)
     if spec.data.task != task:
         raise SpecError(f"configs/tasks/{task}.yaml: data.task is '{spec.data.task}', expected '{task}'")
+        check_layer_ranges(over, "override: ")
     _resolve_precision(spec)
     try:
         check_ranges(spec)
