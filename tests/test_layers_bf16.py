@@ -45,3 +45,15 @@ def test_fp32_attention_calls_sdpa_unchanged(monkeypatch):
     seen = _seen_dtypes(monkeypatch)
     att(torch.randn(2, 10, 64), None)
     assert seen == [(torch.float32,) * 4]
+
+
+def test_autocast_caches_bf16_weights_only_when_grad_is_on():
+    # Under no_grad (HRM's Q-target pass, eval) a cached bf16 copy of every weight would sit
+    # beside the copies the training graph still holds (trm/train/evaluate.py autocast).
+    from trm.train.evaluate import autocast
+
+    cpu = torch.device("cpu")
+    with autocast(cpu, True):
+        assert torch.is_autocast_cache_enabled()
+    with torch.no_grad(), autocast(cpu, True):
+        assert not torch.is_autocast_cache_enabled()
