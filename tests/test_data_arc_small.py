@@ -76,7 +76,9 @@ def test_toy_tasks_fit_the_canvas_and_are_arc_shaped(canvas):
         assert set(np.unique(t.test[0][0])) <= demo_colours
         assert not any(a.shape == b.shape and np.array_equal(a, b) for a, b in t.train + t.test)
         assert all(b.any() for _, b in t.train + t.test)  # no blank output to guess
+        assert len({a.shape for a, _ in t.train + t.test}) == 1  # one input shape per task
     assert max(sides) == canvas - 1  # sized by the canvas, not by a fixed constant
+    assert len({t.train[0][0].shape for t in tasks}) > 1 or canvas == 3  # shapes vary by task
     assert {t.raw["rule"] for t in tasks} == set(arc_toy.RULES)
     with pytest.raises(ValueError, match="at least 3"):
         arc_toy.toy_tasks(1, 1, seed=0, canvas=2)
