@@ -17,8 +17,10 @@ and one plain warm-up step), matmul FLOPs per step counted from shapes (benchmar
 2*m*n*k per matmul; backward counted from its own shapes = 2x the forward of each grad-carrying
 matmul, nothing for the no-grad calls), the achieved matmul FLOP/s and its fraction of the
 measured square-matmul throughput of the same dtype, and peak RSS (plus the RSS once the
-trainer is built, so the step's own growth can be read). The fp32/bf16 ratio of each
-(model, batch) is printed at the end.
+trainer is built, so the step's own growth can be read). The matmul throughput is measured
+twice: once at the start of the run and once inside each worker right after its steps (the
+machine may be shared; `fraction_of_matmul_peak_here` compares like with like). The fp32/bf16
+ratio of each (model, batch) is printed at the end.
 
 bf16 is `train.precision=bf16` (autocast on CPU); it is refused on a CPU without native bf16
 (AVX512-BF16 / AMX) unless TRM_NATIVE_BF16=1, and such rows are recorded as skipped.
@@ -78,6 +80,11 @@ def worker(a) -> dict:
         steplib.time_steps(trainer, 1)
         times = steplib.time_steps(trainer, a.steps)
     med = statistics.median(times)
+    # The machine is shared: measure the matmul throughput right here, after the steps, so the
+    # fraction compares like with like (the parent's figure is taken at another moment).
+    local = steplib.matmul_peak(a.precision, "cpu", n=256 if a.scale in ("smoke", "tiny") else 1024, seconds=1.0)
+    row["matmul_peak_here_gflops"] = round(local["flops_per_s"] / 1e9, 1)
+    row["fraction_of_matmul_peak_here"] = round(flops / med / local["flops_per_s"], 4)
     row.update({
         "steps_timed": len(times),
         "median_ms": round(1000 * med, 1),
@@ -136,8 +143,9 @@ def main() -> None:
                     r["fraction_of_matmul_peak"] = round(r["achieved_gflops"] * 1e9 / peaks[prec]["flops_per_s"], 4)
                     print(f"{m:8s} b{batch:<3d} {prec:4s} {r['median_ms']:>9.1f} ms  "
                           f"{r['matmul_flops_per_step'] / 1e9:8.1f} GFLOP  {r['achieved_gflops']:7.1f} GFLOP/s "
-                          f"= {100 * r['fraction_of_matmul_peak']:5.1f}% of {prec} matmul  "
-                          f"peak RSS {r['peak_rss_mib']:7.1f} MiB", flush=True)
+                          f"= {100 * r['fraction_of_matmul_peak_here']:5.1f}% of {prec} matmul measured in the worker "
+                          f"({r['matmul_peak_here_gflops']:.0f} GFLOP/s; {100 * r['fraction_of_matmul_peak']:5.1f}% of the "
+                          f"run's)  peak RSS {r['peak_rss_mib']:7.1f} MiB", flush=True)
                 rows.append(r)
 
     ratios = []
