@@ -398,10 +398,6 @@ def _out_of_range(key: str, value: Any, allowed: Any) -> RangeError:
     return RangeError(key, f"'{key}' must be {allowed}, got {value!r}")
 
 
-def check_ranges(spec: RunSpec) -> None:
-    """Semantic checks that types alone cannot express: every numeric field in its range
-    (FIELD_RANGES), then the checks that relate fields. Raises RangeError naming the key."""
-    values = _flat_fields(spec)
 def check_layer_ranges(data: dict, where: str) -> None:
     """The range of every value one layer sets, even if a later layer overrides it: a bad
     number in a file is a mistake in that file, and the error names it."""
@@ -414,6 +410,10 @@ def check_layer_ranges(data: dict, where: str) -> None:
                 raise SpecError(f"{where}{_out_of_range(key, v, allowed)}")
 
 
+def check_ranges(spec: RunSpec) -> None:
+    """Semantic checks that types alone cannot express: every numeric field in its range
+    (FIELD_RANGES), then the checks that relate fields. Raises RangeError naming the key."""
+    values = _flat_fields(spec)
     for key, allowed in FIELD_RANGES.items():
         value = values[key]
         for v in value if isinstance(value, list) else [value]:
@@ -454,7 +454,12 @@ def to_dict(spec: Any) -> dict:
     """dataclasses.asdict, without its deepcopy of every leaf (planning calls this per run
     for the signature); same result for specs: nested dicts, copied lists, plain scalars."""
     if dataclasses.is_dataclass(spec) and not isinstance(spec, type):
-        return {name: to_dict(getattr(spec, name)) for name in _field_names(type(spec))}
+        out = {}
+        for name in _field_names(type(spec)):
+            value = getattr(spec, name)
+            # Scalars (most fields) as they are; only containers and sections recurse.
+            out[name] = value if isinstance(value, (str, int, float, type(None))) else to_dict(value)
+        return out
     if isinstance(spec, (list, tuple)):
         return type(spec)(to_dict(v) for v in spec)
     if isinstance(spec, dict):
@@ -582,6 +587,7 @@ def parse_yaml(text: str, where: str) -> Any:
     refuse_yte(text, where)
     loader = None
     try:
+        loader = SpecLoader(text)  # refuses non-printable characters already
         node = loader.get_single_node()
         if node is None:
             return None
@@ -592,7 +598,6 @@ def parse_yaml(text: str, where: str) -> Any:
         return loader.construct_document(node)
     except yaml.YAMLError as e:
         raise SpecError(f"{where}: invalid YAML: {_yaml_error(e)}") from None
-        loader = SpecLoader(text)  # refuses non-printable characters already
     finally:
         if loader is not None:
             loader.dispose()
@@ -652,16 +657,6 @@ def check_workflow_files(paths: list[Path], config_dir: Path | None = None) -> N
             refuse_yte(path.read_text(errors="replace"), str(path))
 
 
-
-
-def available(kind: str, config_dir: Path = CONFIG_DIR) -> list[str]:
-    return sorted(p.stem for p in (config_dir / kind).glob("*.yaml"))
-
-
-def _layer(name: str, kind: str, config_dir: Path, seen: tuple = (),
-           read: list | None = None) -> tuple[dict, str]:
-    """One named YAML layer. A model or scale file may say `inherit: other` to be a small diff.
-    The files read are appended to `read` (for the resolve cache)."""
 def parse_override(text: str) -> tuple[str, Any]:
     """'model.n_cycles=3' -> ('model.n_cycles', 3); the value is parsed as YAML 1.2
     (so 'optim.lr=1e-3' is a float)."""
@@ -672,6 +667,16 @@ def parse_override(text: str) -> tuple[str, Any]:
         raise SpecError(f"override '{text}': the key before '=' is empty")
     value = parse_yaml(raw, f"override {text!r}") if raw != "" else None
     return key.strip(), value
+
+
+def available(kind: str, config_dir: Path = CONFIG_DIR) -> list[str]:
+    return sorted(p.stem for p in (config_dir / kind).glob("*.yaml"))
+
+
+def _layer(name: str, kind: str, config_dir: Path, seen: tuple = (),
+           read: list | None = None) -> tuple[dict, str]:
+    """One named YAML layer. A model or scale file may say `inherit: other` to be a small diff.
+    The files read are appended to `read` (for the resolve cache)."""
     path = config_dir / kind / f"{name}.yaml"
     if not SAFE_NAME.match(str(name)):
         raise SpecError(f"{kind[:-1]} name {name!r}: use letters, digits, '_' or '-' only")
@@ -762,6 +767,7 @@ def _merged_named_layers(model: str, task: str, scale: str, config_dir: Path) ->
     merged: dict = {"name": model}
     for data, where in layers:
         from_dict(RunSpec, data, where=where)  # per-layer key/type check
+        check_layer_ranges(data, where)
         merged = deep_merge(merged, data)
     _NAMED_CACHE[key] = (read, _stamps(read), layers, merged)
     return layers, merged
@@ -772,7 +778,6 @@ def _merge_sharing(base: dict, over: dict) -> dict:
     copying them (resolve's cached layers are never written to; from_dict copies lists)."""
     out = dict(base)
     for k, v in over.items():
-        check_layer_ranges(data, where)
         if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = _merge_sharing(out[k], v)
         else:
@@ -811,6 +816,7 @@ def resolve(
     if overrides:
         over = expand_dotted(overrides, "override: ")
         from_dict(RunSpec, over, where="override: ")
+        check_layer_ranges(over, "override: ")
         merged = _merge_sharing(merged, over)
         layers = layers + [(over, "override: ")]
     # The cached merge is shared: copy the two sections written below before writing.
@@ -821,7 +827,6 @@ def resolve(
     spec = from_dict(RunSpec, merged)
     if spec.data.task != task:
         raise SpecError(f"configs/tasks/{task}.yaml: data.task is '{spec.data.task}', expected '{task}'")
-        check_layer_ranges(over, "override: ")
     _resolve_precision(spec)
     try:
         check_ranges(spec)
@@ -881,14 +886,17 @@ def _hash(obj: Any, n: int = 10) -> str:
 
 
 def signature(spec: RunSpec) -> str:
-    """Short hash of everything that changes what a run computes (seed excluded)."""
-    flat = {k: v for k, v in flatten(to_dict(spec)).items() if k not in NON_SEMANTIC}
+    """Short hash of everything that changes what a run computes (seed excluded).
+    _flat_fields(spec) is flatten(to_dict(spec)) without the copies (planning hashes every
+    run); the hashed JSON, and so every existing run directory, is unchanged."""
+    flat = {k: v for k, v in _flat_fields(spec).items() if k not in NON_SEMANTIC}
     return _hash(flat)
 
 
 def data_signature(spec: RunSpec) -> str:
     """Datasets are shared by every run whose data section is equal."""
-    return _hash(to_dict(spec.data), 8)
+    data = spec.data
+    return _hash({name: getattr(data, name) for name in _field_names(type(data))}, 8)
 
 
 def effective_depth(m: ModelSpec) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,11 @@ class Run:
     @functools.cached_property
     def run_dir(self) -> str:
         return f"results/runs/{self.task}/{self.model}/{self.sig}/seed{self.seed}"
+
+    @functools.cached_property
+    def spec_json(self) -> str:
+        """The resolved spec as JSON (what the workflow's write_spec job validates and writes)."""
+        return json.dumps(C.to_dict(self.spec), sort_keys=True)
 
     @property
     def data_dir(self) -> str:

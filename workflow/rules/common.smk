@@ -17,8 +17,15 @@ except C.SpecError as e:
 RUN_BY_DIR = {}
 for _r in RUNS:
     RUN_BY_DIR.setdefault(_r.run_dir, _r)
-DATA_SPECS = {f"{r.task}/{r.data_sig}": C.to_dict(r.spec.data) for r in RUNS}
+# One entry per dataset (many runs share one: convert each data section once).
+DATA_SPECS = {}
+for _r in RUN_BY_DIR.values():
+    _key = f"{_r.task}/{_r.data_sig}"
+    if _key not in DATA_SPECS:
+        DATA_SPECS[_key] = C.to_dict(_r.spec.data)
 LAUNCHER = str(config["launcher"])
+# The manifest of every run, as the results rules pass it on (built once, not per rule).
+MANIFEST_JSON = json.dumps(S.manifest_rows(RUNS), sort_keys=True)
 
 
 wildcard_constraints:
@@ -32,6 +39,13 @@ wildcard_constraints:
 def run_spec(wildcards):
     key = f"results/runs/{wildcards.task}/{wildcards.model}/{wildcards.sig}/seed{wildcards.seed}"
     return C.to_dict(RUN_BY_DIR[key].spec)
+
+
+def run_spec_json(wildcards):
+    """The resolved spec as the write_spec job gets it (built once per run: Snakemake
+    evaluates params more than once per job while planning)."""
+    key = f"results/runs/{wildcards.task}/{wildcards.model}/{wildcards.sig}/seed{wildcards.seed}"
+    return RUN_BY_DIR[key].spec_json
 
 
 def run_data_dir(wildcards):

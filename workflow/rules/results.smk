@@ -6,7 +6,7 @@ rule runs_table:
     log:
         "results/logs/runs_table.log",
     params:
-        manifest=json.dumps(S.manifest_rows(RUNS), sort_keys=True),
+        manifest=MANIFEST_JSON,
     run:
         from trm.results.pipeline import runs_table
 
@@ -27,7 +27,7 @@ rule paper_reference:
     log:
         "results/logs/paper_reference.log",
     params:
-        manifest=json.dumps(S.manifest_rows(RUNS), sort_keys=True),
+        manifest=MANIFEST_JSON,
     run:
         from trm.results.pipeline import paper_reference
 
@@ -115,7 +115,7 @@ rule summary_figures:
     log:
         "results/logs/summary_figures.log",
     params:
-        manifest=json.dumps(S.manifest_rows(RUNS), sort_keys=True),
+        manifest=MANIFEST_JSON,
     run:
         from trm.results.pipeline import summary_figures
 

@@ -9,7 +9,7 @@ rule write_spec:
     conda:
         "../../environment.yml"
     params:
-        spec=lambda wc: json.dumps(run_spec(wc), sort_keys=True),
+        spec=run_spec_json,
     # A shell job (a `run:` job would start a whole Snakemake process per run).
     shell:
         "python -m trm write-spec --json {params.spec:q} --out {output} > {log} 2>&1"
