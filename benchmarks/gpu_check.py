@@ -11,7 +11,8 @@ Sections of the JSON (benchmarks/results/gpu_check.json by default):
   matmul FLOPs per step counted from shapes on one eager step (benchmarks/steplib.py), then
   compile warm-up steps, then the median of the timed steps; tokens/s (batch x sequence
   positions incl. the puzzle prefix, per second), achieved matmul FLOP/s as a fraction of the
-  measured bf16 matmul throughput, peak memory (CUDA max_memory_allocated / reserved).
+  measured bf16 matmul throughput, peak memory of the timed steps (CUDA max_memory_allocated /
+  reserved; on CPU the process's peak RSS).
 - ddp_smoke: one process in a real process group (NCCL on CUDA, gloo on CPU) with every
   collective of the data-parallel path forced on (world size 1 normally skips them), a few
   steps compared with the same steps without a process group: the losses must be identical.
@@ -94,7 +95,6 @@ def time_model(model: str, cfg: dict, data_dir: Path, data_over: dict, peak: flo
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     if dev == "cuda":
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as run_dir:
         # Built eager (compile=False) so that the FLOP counter sees plain aten ops on the first
@@ -107,6 +107,8 @@ def time_model(model: str, cfg: dict, data_dir: Path, data_over: dict, peak: flo
         t_compile = time.perf_counter()
         steplib.time_steps(tr, cfg["warmup_steps"], sync)  # compilation happens here
         compile_s = time.perf_counter() - t_compile
+        if dev == "cuda":  # the peak of the compiled steps, not of the eager FLOP-count step
+            torch.cuda.reset_peak_memory_stats()
         times = steplib.time_steps(tr, cfg["timed_steps"], sync)
         seq = tr.train_split.seq_len + tr.model.prefix_len
         out = {
