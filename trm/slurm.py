@@ -276,8 +276,17 @@ def snakemake_value(config: dict, scale: str, task: str, key: str) -> int | str:
 
 
 def snakemake_resources(config: dict, scale: str) -> dict:
-    """`resources:` entries for the train rule: every key, computed per task wildcard."""
-    return {k: (lambda wildcards, k=k: snakemake_value(config, scale, wildcards.task, k)) for k in KEYS}
+    """`resources:` entries for the train rule: every key, computed per task wildcard.
+    Snakemake asks for every key of every train job while planning; the answers depend only
+    on the task, so each (task, key) is computed once."""
+    known: dict[tuple[str, str], int | str] = {}
+
+    def value(task: str, key: str) -> int | str:
+        if (task, key) not in known:
+            known[(task, key)] = snakemake_value(config, scale, task, key)
+        return known[(task, key)]
+
+    return {k: (lambda wildcards, k=k: value(wildcards.task, k)) for k in KEYS}
 
 
 def launch_args() -> str:
