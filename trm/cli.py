@@ -19,8 +19,8 @@ from pathlib import Path
 import yaml
 
 from trm import config as C
-
 from trm.data.resolve import default_data_dir, ensure_data
+
 
 def _overrides(items: list[str]) -> dict:
     return dict(C.parse_override(s) for s in items)
