@@ -234,7 +234,7 @@ def _is_numeric(series: pd.Series) -> bool:
 
 
 def _ci_bars(ax, xs, means, lo, hi, color) -> None:
-    """95% CI bars where both ends are finite (one seed has none)."""
+    """95% interval bars where both ends are finite (one seed has none)."""
     ci = np.isfinite(lo) & np.isfinite(hi)
     if ci.any():
         ax.errorbar(np.array(xs)[ci], means[ci], yerr=[means[ci] - lo[ci], hi[ci] - means[ci]],
@@ -692,7 +692,7 @@ def plot_test_time_depth(
     y: str = "exact_accuracy",
     title: str = "Test-time depth",
 ) -> tuple[Path, Path]:
-    """Accuracy vs supervision steps K at evaluation, one curve per cell (mean ± 95% CI
+    """Accuracy vs supervision steps K at evaluation, one curve per cell (mean ± 95% bootstrap
     band over seeds, seeds as points); the dotted line marks the trained N_sup. Each curve has
     its model's colour and marker; cells of one model differ by line style."""
     rows = _with_hue(runs, hue)
