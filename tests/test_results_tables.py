@@ -178,3 +178,22 @@ def test_tables_are_byte_identical_on_rerun(example, tmp_path):
     second = write_study_tables(study, runs, tmp_path / "b")
     for key in first:
         assert first[key].read_bytes() == second[key].read_bytes(), key
+
+
+def test_cells_follow_the_studys_order_and_ties_are_not_bold():
+    from trm.results.tables import _order_cells
+
+    study = {"tasks": ["sudoku"], "models": ["trm_mlp"],
+             "grid": {"model.grad_steps": ["one_step", "last_cycle", "all"]}}
+    summary = pd.DataFrame({"task": ["sudoku"] * 3, "model": ["trm_mlp"] * 3,
+                            "model.grad_steps": ["all", "last_cycle", "one_step"],
+                            "sig": ["a", "b", "c"]})
+    ordered = _order_cells(summary, study, summary, ["model.grad_steps"])
+    assert list(ordered["model.grad_steps"]) == ["one_step", "last_cycle", "all"]  # not a-z
+
+
+def test_all_tied_cells_are_not_bold(example):
+    _, study, _, runs = example
+    flat = runs.copy()
+    flat["exact_accuracy"] = 0.0  # every cell at the floor: nothing is best
+    assert not summary_table(study, flat)["best"].any()

@@ -47,8 +47,19 @@ def _order_cells(
     tasks = [str(t) for t in study.get("tasks") or []]
     models = C.model_order(study, rows)
 
-    def rank(seq: list[str], value: Any) -> int:
+    def rank(seq: list, value: Any) -> int:
         return seq.index(value) if value in seq else len(seq)
+
+    # A knob's values in the order the study lists them (grid or zip axis, then include
+    # cells), so tables read like the study and its figures (one_step, last_cycle, all),
+    # not alphabetically; values the study does not list sort after them, by value.
+    listed: dict[str, list] = {}
+    for section in ("grid", "zip"):
+        for k, values in (study.get(section) or {}).items():
+            listed.setdefault(k, []).extend(C.normalize(v) for v in values)
+    for cell in study.get("include") or []:
+        for k, v in cell.items():
+            listed.setdefault(k, []).append(C.normalize(v))
 
     def key(i: int) -> tuple:
         r = summary.iloc[i]
@@ -56,7 +67,7 @@ def _order_cells(
             rank(tasks, r["task"]),
             C.sort_key(r["task"]),
             rank(models, r["model"]),
-            *(C.sort_key(r[k]) for k in knobs),
+            *((rank(listed.get(k, []), C.normalize(r[k])), C.sort_key(r[k])) for k in knobs),
             C.sort_key(r["sig"]),
         )
 
@@ -94,7 +105,10 @@ def summary_table(study: dict, runs: pd.DataFrame) -> pd.DataFrame:
         summary = _order_cells(summary, s.study, s.rows, s.shown)
         mean = pd.to_numeric(summary[f"{metric}_mean"])
         best = mean.groupby(summary["task"]).transform("max")
-        summary["best"] = mean.notna() & (mean == best)
+        worst = mean.groupby(summary["task"]).transform("min")
+        # Bold marks a best cell; when every cell of a task ties (all at the floor, say),
+        # nothing is best and nothing is bold.
+        summary["best"] = mean.notna() & (mean == best) & (best > worst)
     lead = ["task", "model"] + s.shown + ["sig", "status", "status_text"]
     return summary[lead + [c for c in summary.columns if c not in lead]]
 
