@@ -254,6 +254,22 @@ def test_bad_scale_file(cfg, case):
     refused_clearly(lambda: C.resolve("trm_mlp", "sudoku", name, config_dir=cfg), str(path), *names)
 
 
+@pytest.mark.parametrize("seeds", ["[0, -3]", "[0, 1.5]", "[0, 4294967296]"])
+def test_bad_scale_seeds(cfg, seeds):
+    """A scale's seeds list; the cell's later seeds reuse its first resolve (with_seed)."""
+    (cfg / "scales" / "bad_seeds.yaml").write_text(f"inherit: smoke\nseeds: {seeds}\n")
+    path = _study(cfg, "uses_bad_seeds", "")
+    refused_clearly(lambda: S.expand(S.load_study(path), "bad_seeds", cfg), "train.seed")
+
+
+def test_good_later_seeds_equal_a_fresh_resolve(cfg):
+    path = _study(cfg, "good_seeds", "seeds: [3, 1, 2]\ngrid: {model.n_cycles: [1, 2]}\n")
+    for run in S.expand(S.load_study(path), "smoke", cfg):
+        fresh = C.resolve(run.model, run.task, "smoke", run.knobs, seed=run.seed, config_dir=cfg)
+        assert run.spec == fresh and run.spec is not fresh
+        assert run.sig == C.signature(fresh) and run.data_sig == C.data_signature(fresh)
+
+
 def test_bad_task_file_names_its_task(cfg):
     path = cfg / "tasks" / "bad_task.yaml"
     path.write_text("data: {task: maze, n_aug: -1}\n")

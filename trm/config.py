@@ -835,6 +835,20 @@ def resolve(
     return spec
 
 
+def with_seed(spec: RunSpec, seed: int) -> RunSpec:
+    """A resolved spec with another training seed: what resolve(..., seed=seed) gives for
+    the same layers, without resolving them again. Every section is its own copy, so the
+    two specs share no object that could be changed through the other."""
+    allowed = FIELD_RANGES["train.seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not allowed.holds(seed):
+        raise SpecError(f"'train.seed' must be an integer {allowed}, got {seed!r}")
+    out = copy.copy(spec)
+    for section in _SECTIONS:
+        setattr(out, section, copy.copy(getattr(spec, section)))
+    out.train.seed = seed
+    return out
+
+
 def _resolve_precision(spec: RunSpec) -> None:
     """'auto' -> the concrete precision for this machine (planning side, torch-free unless
     auto needs a probe); bf16 named for an explicit CPU run on a CPU without it is refused."""

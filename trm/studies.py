@@ -265,12 +265,24 @@ def expand(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR) -> list[Run
     for cell in _cells(study):
         knobs = {k: v for k, v in cell.items() if k not in CELL_KEYS}
         overrides = C.deep_merge(base, C.expand_dotted(knobs, where + f"cell {cell}: "))
+        first: Run | None = None
         for seed in seeds:
             try:
-                spec = C.resolve(cell["model"], cell["task"], scale, overrides, seed=seed, config_dir=config_dir)
+                if first is None:
+                    spec = C.resolve(cell["model"], cell["task"], scale, overrides, seed=seed,
+                                     config_dir=config_dir)
+                else:
+                    # The seeds of a cell differ in train.seed alone: resolving once per cell
+                    # instead of once per run is most of the planning time of a large study.
+                    spec = C.with_seed(first.spec, seed)
             except C.SpecError as e:
                 raise C.SpecError(f"{study['_path']}: cell {cell}: {e}") from e
             run = Run(study["name"], cell["task"], cell["model"], seed, spec, knobs)
+            if first is None:
+                first = run
+            else:
+                # Neither signature hashes the seed: the cell's first run has them already.
+                run.sig, run.data_sig = first.sig, first.data_sig
             if (run.run_dir) in seen:
                 continue
             seen.add(run.run_dir)
