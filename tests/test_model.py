@@ -207,10 +207,12 @@ def test_gradient_window_changes_gradients_not_values():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("latents", ["y_z", "single_z", "multi_scale_z"])
-def test_recurrence_matches_reference(latents):
+@pytest.mark.parametrize("latents,layout", [("y_z", "fixed6"), ("single_z", "fixed6"),
+                                            ("multi_scale_z", "fixed6"), ("multi_scale_z", "per_step")])
+def test_recurrence_matches_reference(latents, layout):
     n, T = 3, 2
-    model = make(small(latents=latents, share_weights=False, n_latent_steps=n, n_cycles=T))
+    model = make(small(latents=latents, share_weights=False, n_latent_steps=n, n_cycles=T,
+                       multi_scale_layout=layout))
     model.eval()
     inputs, ids = batch()
     lat0 = model.initial_latents(B)
@@ -235,12 +237,17 @@ def test_recurrence_matches_reference(latents):
             want, out = (z,), z
         else:
             y, zs = lat0[0], list(lat0[1:])
-            assert len(zs) == n  # n + 1 latent features (TRM Table 2)
+            # per_step: n + 1 latent features; fixed6 (official trm_hier6): always y + six z's,
+            # of which only the first n are ever rewritten.
+            assert len(zs) == (n if layout == "per_step" else 6)
             for _ in range(T):
                 for k in range(n):
                     zs[k] = fL(sum(zs) + y + x)
                 y = fH(y + sum(zs))
             want, out = (y, *zs), y
+            if layout == "fixed6":
+                for k in range(n, 6):
+                    torch.testing.assert_close(got_lat[1 + k], lat0[1 + k], rtol=0, atol=0)
     for a, b in zip(got_lat, want):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(got_logits, model.lm_head(out[:, 2:]).float(), rtol=1e-5, atol=1e-5)
@@ -280,7 +287,8 @@ def test_shapes_every_combination(arch, latents, mixer, pos):
     model.train()
     inputs, ids = batch()
     lat = model.initial_latents(B, "cpu")
-    n_lat = {"y_z": 2, "single_z": 1, "multi_scale_z": 3}[latents] if arch == "recursive" else 1
+    # multi_scale_z defaults to the official fixed six z's (plus y).
+    n_lat = {"y_z": 2, "single_z": 1, "multi_scale_z": 7}[latents] if arch == "recursive" else 1
     assert len(lat) == n_lat
     new_lat, logits, q_halt, q_continue = model(lat, inputs, ids)
     assert len(new_lat) == n_lat
@@ -393,3 +401,17 @@ def test_bf16_autocast_keeps_float32_outputs():
     assert logits.dtype == torch.float32 and q_halt.dtype == torch.float32
     assert torch.isfinite(logits).all()
     model.reset_latents(lat, torch.ones(B, dtype=torch.bool))
+
+
+def test_multi_scale_layouts_official_six_or_one_per_step():
+    from trm import config as C
+
+    official = C.resolve("trm_multiscale_z", "sudoku", "smoke", {"model.n_latent_steps": 2})
+    assert official.model.multi_scale_layout == "fixed6"
+    assert make(official.model).latent_names == ["y", "z1", "z2", "z3", "z4", "z5", "z6"]
+    ours = C.resolve("trm_multiscale_z", "sudoku", "smoke",
+                     {"model.n_latent_steps": 2, "model.multi_scale_layout": "per_step"})
+    assert make(ours.model).latent_names == ["y", "z1", "z2"]
+    assert C.signature(official) != C.signature(ours)
+    with pytest.raises(C.SpecError, match="multi_scale_layout"):
+        C.resolve("trm_multiscale_z", "sudoku", "smoke", {"model.n_latent_steps": 7})

@@ -68,6 +68,10 @@ class ModelSpec:
     grad_last_k: int = 2
     # (y, z) as TRM; "single_z" = trm_singlez; "multi_scale_z" = trm_hier6 (n+1 latents).
     latents: Literal["y_z", "single_z", "multi_scale_z"] = "y_z"
+    # How many z's multi_scale_z carries. "fixed6" = official trm_hier6: always six z's; latent
+    # step k rewrites z_k, so with n < 6 the others stay at their init (and n > 6 is refused).
+    # "per_step" = our generalisation: one z per latent step (n z's), all of them updated.
+    multi_scale_layout: Literal["fixed6", "per_step"] = "fixed6"
     halting: Literal["bce", "q_learning", "none"] = "bce"
     halt_exploration_prob: float = 0.1
     n_supervision: int = 16  # paper N_sup; official halt_max_steps
@@ -434,6 +438,12 @@ def check_ranges(spec: RunSpec) -> None:
     if m.puzzle_emb_dim > 0 and m.puzzle_emb_len <= 0:
         raise RangeError("model.puzzle_emb_len",
                          "'model.puzzle_emb_len' must be > 0 when puzzle embeddings are on")
+    if (m.latents == "multi_scale_z" and m.multi_scale_layout == "fixed6"
+            and m.n_latent_steps > 6):
+        raise RangeError("model.multi_scale_layout",
+                         f"'model.multi_scale_layout' fixed6 (official trm_hier6) has six z's, so "
+                         f"'model.n_latent_steps' must be <= 6, got {m.n_latent_steps}; use "
+                         f"model.multi_scale_layout=per_step for one z per latent step")
     if spec.data.task == "sudoku" and spec.data.grid not in (4, 6, 9):
         raise _out_of_range("data.grid", spec.data.grid, "4, 6 or 9 for sudoku")
     if spec.data.task == "sudoku" and spec.data.blanks >= spec.data.grid**2:

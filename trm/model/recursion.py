@@ -68,8 +68,18 @@ def latent_names(spec: ModelSpec) -> list[str]:
         return ["y", "z"]  # official z_H, z_L
     if spec.latents == "single_z":
         return ["z"]
-    # multi_scale_z: y plus one z per latent step (official trm_hier6 has 6 = n).
-    return ["y"] + [f"z{k + 1}" for k in range(spec.n_latent_steps)]
+    return ["y"] + [f"z{k + 1}" for k in range(multi_scale_count(spec))]
+
+
+# Official trm_hier6 always carries six z's (its L_cycles is 6 in the paper's setting).
+OFFICIAL_MULTI_SCALE_ZS = 6
+
+
+def multi_scale_count(spec: ModelSpec) -> int:
+    """z's carried by multi_scale_z: six (official, "fixed6") or one per latent step."""
+    if spec.multi_scale_layout == "per_step":
+        return spec.n_latent_steps
+    return OFFICIAL_MULTI_SCALE_ZS
 
 
 class RecursiveReasoningModel(nn.Module):
@@ -245,10 +255,11 @@ class RecursiveReasoningModel(nn.Module):
                 z = run(self.f_H, z)
             return (z,), z
 
-        # multi_scale_z, after official trm_hier6: n separate z's, one per latent step; step k
-        # of every cycle rewrites z_k from the SUM of all z's, and y reads that sum:
-        #     z_k = f_L(sum_j z_j + y + x),  k = 1..n;   y = f_H(y + sum_j z_j)
-        # (the official file hard-codes 6 z's for n = 6; we use n so any n works).
+        # multi_scale_z, after official trm_hier6: separate z's; latent step k of every cycle
+        # rewrites z_k from the SUM of all z's, and y reads that sum:
+        #     z_k = f_L(sum_j z_j + (y + x)),  k = 1..n;   y = f_H(y + sum_j z_j)
+        # "fixed6" (official) carries six z's whatever n is: with n < 6, z_{n+1}..z_6 never
+        # change and enter every sum at their init. "per_step" carries exactly n.
         y, *zs = latents
         for _ in range(T):
             for k in range(n):
