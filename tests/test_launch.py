@@ -260,7 +260,7 @@ def test_restarted_launcher_reattaches_instead_of_submitting(tmp_path, monkeypat
     monkeypatch.setattr(S, "submit_slurm", lambda *a, **k: pytest.fail("submitted a second job"))
     seen = {}
 
-    def fake_wait(sub, run_dir, cluster, poll_s, deadline):
+    def fake_wait(sub, run_dir, cluster, poll_s, deadline, held_grace_s=0):
         seen["job"] = sub.job_id
         return {"status": "ok", "steps": 1}
 
@@ -336,31 +336,45 @@ def test_local_launcher_matches_inline(tmp_path):
 
 def test_result_of_an_unwatched_finished_job_is_recovered(tmp_path, monkeypatch):
     """Snakemake was killed, the job finished meanwhile, --rerun-incomplete removed
-    metrics.json: the launcher rewrites it from the job's result, submitting nothing."""
-    from submitit.core import utils
-
+    metrics.json: the launcher rewrites it from the job's JSON record (submitit/outcome.json),
+    submitting nothing, and never unpickles submitit's result pickle."""
     spec_path = smoke_spec(tmp_path)
     spec = C.load_spec(spec_path)
     run_dir = tmp_path / "run"
     folder = run_dir / "submitit"
     (folder / "77").mkdir(parents=True)
     (folder / "job_id").write_text("77\n")
-    (folder / "submissions.log").write_text("2026-01-01T00:00:00+00:00 submitted 77 trm-x\n")
+    (folder / "submissions.log").write_text("2026-01-01T00:00:00+00:00 submitted 77 trm-x\n"
+                                            "2026-01-01T00:00:09+00:00 finished-undelivered 77 ok\n")
     metrics = {"status": "ok", "sig": C.signature(spec), "seed": 0, "exact_accuracy": 0.5}
-    utils.cloudpickle_dump(("success", metrics), folder / "77" / "77_0_result.pkl")
+    S.write_outcome(run_dir, "77", metrics)
+    # A pickle that would leave a file behind if anything unpickled it.
+    (folder / "77" / "77_0_result.pkl").write_bytes(pickle.dumps(Tripwire(tmp_path / "unpickled")))
     monkeypatch.setattr(S, "_run", FakeSlurm({}))  # SLURM has forgotten the job
     monkeypatch.setattr(S.shutil, "which", lambda name: "/usr/bin/" + name)
     monkeypatch.setattr(S, "submit_slurm", lambda *a, **k: pytest.fail("submitted a second job"))
     assert launch(spec_path, run_dir, "slurm") == 0
     assert json.loads((run_dir / "metrics.json").read_text()) == metrics
     assert "recovered 77" in (folder / "submissions.log").read_text()
-    # A launcher that saw the job finish makes a deliberate re-run (-f) submit again.
+    assert not (tmp_path / "unpickled").exists()
+    # A launcher that delivered the result to a live Snakemake makes a deliberate re-run
+    # (-f) submit again.
     (run_dir / "metrics.json").unlink()
     with open(folder / "submissions.log", "a") as f:
-        f.write("2026-01-01T00:00:01+00:00 finished 77 ok\n")
+        f.write("2026-01-01T00:00:10+00:00 finished 77 ok\n")
     assert S.recover_result(folder, spec, run_dir, S.Resources()) is None
-    # ... and so does a failed result, or one of another run.
+    # ... and so does a failed result, one of another run, or another job's record.
     (folder / "submissions.log").write_text("2026-01-01T00:00:00+00:00 submitted 77 trm-x\n")
-    for bad in ({**metrics, "status": "failed"}, {**metrics, "seed": 1}):
-        utils.cloudpickle_dump(("success", bad), folder / "77" / "77_0_result.pkl")
+    for bad, jid in (({**metrics, "status": "failed"}, "77"), ({**metrics, "seed": 1}, "77"),
+                     (metrics, "76")):
+        S.write_outcome(run_dir, jid, bad)
         assert S.recover_result(folder, spec, run_dir, S.Resources()) is None
+    assert not (tmp_path / "unpickled").exists()
+
+
+class Tripwire:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))

@@ -270,15 +270,17 @@ def test_deadline_then_reattach_then_lost_job(cluster, smoke_data, tmp_path):
     assert "deadline passed" in log_of(run_dir)
     jid = job_id(run_dir)
     assert S.job_state(jid) in S.LIVE_STATES
-    # 2. A new waiter re-attaches to it; 3. the job is cancelled: the waiter reports it lost.
+    # 2. A new waiter re-attaches to it; 3. the job is cancelled: the waiter records the run
+    # failed, with the reason, like any other failure (exit 0: the tables show it).
     proc = launcher(spec, run_dir, smoke_data)
     wait_for(lambda: "re-attaching" in log_of(run_dir), 60, "re-attachment")
     subprocess.run(["scancel", jid], check=True)
-    assert proc.wait(timeout=120) == 1
+    assert proc.wait(timeout=120) == 0
     out = log_of(run_dir)
     assert f"SLURM job {jid} ended (CANCELLED" in out and "resume from the checkpoint" in out
     assert S.submitted_ids(run_dir) == [jid]
-    assert not (run_dir / "metrics.json").exists()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "CANCELLED" in metrics["error"]
 
 
 def test_sbatch_errors_are_reported(cluster, smoke_data, tmp_path):

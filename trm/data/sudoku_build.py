@@ -49,10 +49,40 @@ def to_row(p: Puzzle) -> RawRow:
     return RawRow(p.source, grid_to_text(p.puzzle), grid_to_text(p.solution), p.rating)
 
 
+def row_problem(row: RawRow, n: int) -> str | None:
+    """Why a raw row is not an n x n Sudoku with a valid answer that keeps its givens (None
+    if it is). The answer is checked, not trusted: a label that contradicts the puzzle would
+    train and score the model against wrong targets."""
+    q, a = row.question.strip(), row.answer.strip()
+    if len(q) != n * n or len(a) != n * n:
+        return f"question has {len(q)} cells, answer {len(a)}; data.grid={n} needs {n * n}"
+    digits = "".join(str(d) for d in range(1, n + 1))
+    bad = sorted(set(q) - set(digits + ".0"))
+    if bad:
+        return f"question has characters {''.join(bad)!r} (allowed: {digits}, '.' or '0' = blank)"
+    bad = sorted(set(a) - set(digits))
+    if bad:
+        return f"answer has characters {''.join(bad)!r} (a solved grid uses only {digits})"
+    for i, (g, v) in enumerate(zip(q, a)):
+        if g not in ".0" and g != v:
+            return (f"answer contradicts the givens at row {i // n + 1}, column {i % n + 1} "
+                    f"(given {g}, answer {v})")
+    grid = np.array([int(ch) for ch in a]).reshape(n, n)
+    br, bc = solver.BOX_SHAPES[n]
+    units = [("row", i, grid[i]) for i in range(n)] + [("column", i, grid[:, i]) for i in range(n)]
+    units += [("box", k, grid[r:r + br, c:c + bc].reshape(-1))
+              for k, (r, c) in enumerate((r, c) for r in range(0, n, br) for c in range(0, n, bc))]
+    for kind, i, cells in units:
+        if len(set(cells.tolist())) != n:
+            return f"answer is not a solved grid: {kind} {i + 1} repeats a digit"
+    return None
+
+
 def from_row(row: RawRow, n: int) -> Puzzle:
+    problem = row_problem(row, n)
+    if problem:
+        raise ValueError(f"row from {row.source!r} (line {row.line}): {problem}")
     q, a = grid_from_text(row.question), grid_from_text(row.answer)
-    if q.size != n * n or a.size != n * n:
-        raise ValueError(f"row from {row.source!r} has {q.size} cells; data.grid={n} needs {n * n}")
     return Puzzle(q, a, row.rating, row.source)
 
 
@@ -110,7 +140,7 @@ def csv_puzzles(data: DataSpec, root: Path, origin: str) -> tuple[list[Puzzle], 
     rng = rng_for(data.seed, STREAM_SAMPLE)
     picked = {}
     for split, want in (("train", data.n_train), ("test", data.n_test)):
-        rows = read_rows(files[split], want, rng)
+        rows = read_rows(files[split], want, rng, check=lambda r: row_problem(r, data.grid))
         picked[split] = [from_row(r, data.grid) for r in rows]
     info = {"kind": "real", "source": origin, "version": "unknown",
             "generator": None, "generator_version": None}

@@ -12,19 +12,23 @@ directory whose spec changed, is refused with the reason, never silently continu
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from pathlib import Path
 
 import torch
 
+from trm.config import SpecError
 from trm.files import atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
 
 LATEST = "latest.pt"
 IDENTITY_KEYS = ("sig", "seed", "total_steps")
 
 
-class CheckpointMismatch(ValueError):
-    """The checkpoint in a run directory was written for another run or step budget."""
+class CheckpointMismatch(SpecError):
+    """The checkpoint in a run directory was written for another run or step budget, or
+    cannot be read (a SpecError: the command line says it in one line)."""
 
 
 def save(state: dict, ckpt_dir: Path) -> Path:
@@ -33,14 +37,32 @@ def save(state: dict, ckpt_dir: Path) -> Path:
     path = ckpt_dir / LATEST
     tmp = ckpt_dir / f".{LATEST}.tmp{os.getpid()}"
     try:
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
+        # Our own file object, closed even when torch.save fails: an unlinked temp file that
+        # is still open would keep its blocks, and a full disk would stay full.
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except RuntimeError as e:
+        # torch's zip writer reports a failed write as a RuntimeError without errno
+        # ("unexpected pos ...", "file write failed"): name a full disk for what it is.
+        full = _nearly_full(ckpt_dir)
+        tmp.unlink(missing_ok=True)
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp)) from e
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)  # a full disk must not leave half a checkpoint behind
         raise
     return path
+
+
+def _nearly_full(folder: Path, below: int = 1 << 20) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < below
+    except OSError:
+        return False
 
 
 def load(ckpt_dir: Path) -> dict | None:

@@ -73,6 +73,9 @@ def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), *, d
     state = ckpt.load(run_dir / "checkpoints")
     if state is None:
         raise FileNotFoundError(f"{run_dir / 'checkpoints' / ckpt.LATEST}: no checkpoint to evaluate")
+    # The weights must be this run's (its spec.yaml), not a checkpoint copied from another.
+    ckpt.check_identity(state, {"sig": C.signature(spec), "seed": spec.train.seed},
+                        run_dir / "checkpoints" / ckpt.LATEST)
     data_dir = _data_dir(run_dir, spec, data_dir)
     test = load_split(data_dir, "test")
     meta = test.meta

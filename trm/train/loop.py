@@ -441,7 +441,6 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
         # Half-written temp files of an earlier attempt that was killed mid-write.
         clean_temp_files(run_dir)
         clean_temp_files(run_dir / "checkpoints")
-        C.dump_spec(spec, run_dir / "spec.yaml")
     trainer = Trainer(spec, run_dir, data_dir, comm)
     ckpt_dir = run_dir / "checkpoints"
     resumed_from = 0
@@ -451,6 +450,8 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
         trainer.load_state_dict(state)
         resumed_from = trainer.step
     del state
+    if main:  # only now: a refused dataset or checkpoint leaves the run directory as it was
+        C.dump_spec(spec, run_dir / "spec.yaml")
     info = provenance.run_info(spec, trainer, resumed_from) if main else {}
     log_path = run_dir / "train.jsonl"
     if main:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from trm import config as C
+from trm.slurm import interruption_counts
 
 
 def git_state() -> dict:
@@ -63,6 +64,10 @@ def run_info(spec: C.RunSpec, trainer, resumed_from: int) -> dict:
         "threads": torch.get_num_threads(),
         "slurm": slurm_env(),
         "requeue_count": int(os.environ.get("SLURM_RESTART_COUNT", 0) or 0),
+        # Preemptions and time-outs apart (from the job's USR2 log); "other_requeue" is the
+        # rest of requeue_count (`scontrol requeue`, node failures).
+        "interruptions": interruption_counts(trainer.run_dir,
+                                             int(os.environ.get("SLURM_RESTART_COUNT", 0) or 0)),
         "resumed_from_step": resumed_from,
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "_t0": time.time(),

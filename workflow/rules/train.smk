@@ -1,3 +1,4 @@
+from trm import retry as TRM_RETRY
 from trm import slurm as TRM_SLURM
 
 
@@ -36,6 +37,12 @@ rule train:
         **TRM_SLURM.snakemake_resources(config, SCALE),
         train_jobs=1,
         launcher=LAUNCHER,
+    params:
+        # A recorded failure (metrics.json status failed) is retried by the plain command
+        # (trm/retry.py: the id of the last failure in RUN_DIR/failures.log).
+        retry=lambda wc: TRM_RETRY.retry_param(
+            f"results/runs/{wc.task}/{wc.model}/{wc.sig}/seed{wc.seed}"
+        ),
     shell:
         "OMP_NUM_THREADS=1 python -m trm launch --spec {input.spec} --data {input.data} "
         "--out $(dirname {output}) --launcher {resources.launcher} "
