@@ -124,18 +124,22 @@ class Attention(nn.Module):
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, D // self.num_heads).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # [B, heads, L, head_dim]
+        # torch's CPU flash-attention BACKWARD in bf16 is ~10x slower than in fp32 (277 vs 26 ms
+        # per call at paper shape, 1 thread; the forward is fine), and it was most of the bf16
+        # step of trm_att/hrm. Attention is a small share of the FLOPs (L=97, head_dim 64), so
+        # on CPU bf16 it runs in fp32 from the projection on: q, k, v go to fp32 once, RoPE
+        # (fp32 anyway) keeps them there, SDPA runs with autocast off (CPU autocast lists SDPA
+        # as a bf16 op and would cast them back), and bf16 is handed back. fp32 inputs never
+        # take this branch, so fp32 numerics are untouched.
+        cpu_bf16 = q.dtype == torch.bfloat16 and q.device.type == "cpu"
+        if cpu_bf16:
+            q, k, v = q.float(), k.float(), v.float()
         if rotary is not None:
             q, k = rotary(q), rotary(k)
-        if q.dtype == torch.bfloat16 and q.device.type == "cpu":
-            # torch's CPU flash-attention BACKWARD in bf16 is ~10x slower than in fp32 (277 vs
-            # 26 ms per call at paper shape, 1 thread; the forward is fine), and it was most of
-            # the bf16 step of trm_att/hrm. Attention itself is a small share of the FLOPs
-            # (L=97, head_dim 64), so run it in fp32 and hand bf16 back; fp32 inputs never
-            # take this branch, so fp32 numerics are untouched. CPU autocast lists SDPA as a
-            # bf16 op, so it is switched off here, or it would cast the fp32 inputs back.
+        if cpu_bf16:
             with torch.autocast("cpu", enabled=False):
-                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=False)
-            y = y.to(q.dtype)
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+            y = y.to(torch.bfloat16)
         else:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
         return self.out(y.transpose(1, 2).reshape(B, L, D))
