@@ -185,6 +185,9 @@ def test_requeued_job_resumes_from_its_checkpoint(cluster, smoke_data, tmp_path)
     assert reference.wait(timeout=300) == 0
     ri = info(run_dir)
     assert ri["requeue_count"] == 2 and ri["slurm"]["SLURM_JOB_ID"] == jid
+    # Counted apart: the USR2 is a time-out by submitit's rule (a 10-minute limit leaves no
+    # guaranteed time: min(80 %, limit - 10 min) = 0), the admin's requeue is "other".
+    assert ri["interruptions"] == {"preemption": 0, "timeout": 1, "other_requeue": 1}
     assert first_resume < ri["resumed_from_step"] < steps
     states = subprocess.run(["sacct", "-X", "-D", "-n", "-P", "-j", jid, "-o", "State"],
                             capture_output=True, text=True).stdout.split()

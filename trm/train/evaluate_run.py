@@ -77,6 +77,12 @@ def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), *, d
     ckpt.check_identity(state, {"sig": C.signature(spec), "seed": spec.train.seed},
                         run_dir / "checkpoints" / ckpt.LATEST)
     data_dir = _data_dir(run_dir, spec, data_dir)
+    # The same identity checks as training: arrays match their content hash, built for this
+    # run's data spec (an external dataset passes; its hash was recorded at training).
+    from trm.data import identity
+
+    identity.check_spec(data_dir, spec.data)
+    identity.verify_content(data_dir)
     test = load_split(data_dir, "test")
     meta = test.meta
     m, t = spec.model, spec.train
