@@ -7,6 +7,7 @@
   eval      re-evaluate a finished run           python -m trm eval --run RUN_DIR --n-supervision 8 16
   launch    train through a launcher             python -m trm launch --spec SPEC --out RUN_DIR --launcher inline|local|slurm
   studies   list the runs of the studies         python -m trm studies [--scale S] [NAME ...]
+  plan-seeds  seeds each contrast needs          python -m trm plan-seeds --study S --effect 10 [--scale S]
 """
 
 from __future__ import annotations
@@ -117,6 +118,26 @@ def cmd_studies(a) -> int:
     return 0
 
 
+def cmd_plan_seeds(a) -> int:
+    """Read a study's finished (pilot) runs and print the seeds each contrast needs."""
+    from trm.results.cells import is_accuracy
+    from trm.results.pipeline import runs_frame
+    from trm.results.power import format_plan, plan_seeds
+    from trm.results.tables import headline_metric
+    from trm.studies import manifest, manifest_rows
+
+    studies, runs = manifest(a.study, a.scale)
+    study = studies[a.study]
+    frame = runs_frame(manifest_rows(runs), a.scale, Path(a.root))
+    finished = int((frame["status"] == "ok").sum())
+    pct = is_accuracy(headline_metric(study, frame))
+    effect = a.effect / 100 if pct else a.effect
+    print(f"# {a.study} at scale {a.scale}: {finished} of {len(frame)} runs finished; target "
+          f"effect {a.effect:g}{' pp' if pct else ''}, 80% power, Welch alpha 0.05")
+    print(format_plan(plan_seeds(study, frame, effect, Path(a.root)), effect, pct))
+    return 0
+
+
 def _summary(m: dict) -> None:
     keys = ("status", "steps", "exact_accuracy", "cell_accuracy", "params")
     print(json.dumps({k: m.get(k) for k in keys}))
@@ -180,6 +201,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--scale", default="tiny")
     sp.add_argument("names", nargs="*")
     sp.set_defaults(fn=cmd_studies)
+
+    sp = sub.add_parser("plan-seeds", help="seeds each contrast of a study needs (from pilot runs)")
+    sp.add_argument("--study", required=True)
+    sp.add_argument("--effect", type=float, default=10.0,
+                    help="target difference, in percentage points for accuracies (default 10)")
+    sp.add_argument("--scale", default="tiny")
+    sp.add_argument("--root", default=".", help="repository root holding results/runs")
+    sp.set_defaults(fn=cmd_plan_seeds)
     return p
 
 

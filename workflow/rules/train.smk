@@ -47,4 +47,4 @@ rule train:
         "OMP_NUM_THREADS=1 python -m trm launch --spec {input.spec} --data {input.data} "
         "--out $(dirname {output}) --launcher {resources.launcher} "
         + TRM_SLURM.launch_args()
-        + " > {log} 2>&1"
+        + " > {log} 2>&1; rc=$?; python -m trm.progress $(dirname {output}); exit $rc"
