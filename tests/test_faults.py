@@ -216,6 +216,24 @@ def test_every_malformed_csv_row_is_reported(tmp_path):
     assert "line 2:" not in msg and not (tmp_path / "out").exists()
 
 
+def test_maze_answer_must_keep_the_question():
+    from trm.data.maze_build import row_problem
+    from trm.data.raw_csv import RawRow
+
+    q = "S  #" + " ## " + "   G" + "####"
+    a = "Soo#" + " ##o" + "   G" + "####"
+    assert row_problem(RawRow("x", q, a, 0), 4) is None
+    bad = {"wall removed": a[:3] + "o" + a[4:], "wall added": "S#o#" + a[4:],
+           "no goal": q.replace("G", " "), "alphabet": a.replace("o", "*", 1)}
+    inject(len(bad))
+    problems = {k: row_problem(RawRow("x", q if k != "no goal" else v, a if k == "no goal" else v, 0), 4)
+                for k, v in bad.items()}
+    assert "row 1, column 4" in problems["wall removed"]
+    assert "row 1, column 2" in problems["wall added"]
+    assert "one start S and one goal G" in problems["no goal"]
+    assert "characters '*'" in problems["alphabet"]
+
+
 def test_every_malformed_arc_grid_is_reported(tmp_path):
     from trm.data.arc_tasks import ArcDataError, read_dataset_dir
 

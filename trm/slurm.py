@@ -349,7 +349,8 @@ def job_status(job_id: str) -> tuple[str | None, str]:
         lines = [line for line in out.stdout.splitlines() if line.strip()]
         if lines:
             state, _, reason = lines[0].partition("|")
-            return state.strip(), reason.strip()
+            reason = reason.strip()
+            return state.strip(), "" if reason == "None" else reason  # squeue's "no reason"
     elif out is None or "Invalid job id" not in (out.stderr or ""):
         return UNKNOWN, ""  # the controller did not answer
     return _sacct_state(job_id), ""

@@ -67,7 +67,9 @@ def row_problem(row, grid: int) -> str | None:
     if q.count("S") != 1 or q.count("G") != 1:
         return f"question needs one start S and one goal G, has {q.count('S')} and {q.count('G')}"
     for i, (x, y) in enumerate(zip(q, a)):
-        if x != y and not (x == " " and y == "o"):
+        # The path marks free cells 'o'; S and G are kept by our builder and, as far as is
+        # known, by sapientinc's (marking them 'o' too is tolerated). Walls never change.
+        if x != y and not (x in " SG" and y == "o"):
             return (f"answer contradicts the question at row {i // grid + 1}, column "
                     f"{i % grid + 1} ({x!r} became {y!r}; only free cells may become path 'o')")
     return None
