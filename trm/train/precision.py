@@ -2,7 +2,8 @@
 
 bf16 means autocast to bfloat16 around the model (matmuls and the SwiGLU/attention
 elementwise work in bf16; RMSNorm, RoPE and the losses stay float32/float64), on CUDA and on
-CPU alike. It changes the numbers a run produces, so the *resolved* precision (never "auto")
+CPU alike; on CPU the attention core (q, k, v after the projection, RoPE, SDPA) runs in
+float32, because torch's bf16 CPU flash-attention backward is ~10x slower (trm/model/layers.py). It changes the numbers a run produces, so the *resolved* precision (never "auto")
 is part of the run signature, the spec file, run_info.json and runs.csv.
 
 `auto` picks bf16 where the hardware multiplies bf16 natively and fp32 elsewhere:
