@@ -368,6 +368,25 @@ def test_half_written_files_are_never_read_as_complete(tmp_path, monkeypatch):
     assert TALLY["half_written_read_as_complete"] == 0
 
 
+def test_killed_dataset_build_leaves_nothing_behind(smoke_data, tmp_path):
+    """A build killed mid-way leaves only its hidden temp dir (never a half dataset under the
+    real name); the next build removes it and publishes a complete one."""
+    from trm.data import official_format as fmt
+
+    out = tmp_path / "data" / "sudoku4"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    leftover = out.parent / f".{out.name}.tmp-{fmt._host()}-{dead}-deadbeef"
+    (leftover / "train").mkdir(parents=True)
+    (leftover / "train" / "all__inputs.npy").write_bytes(b"\x93NUMPY half")
+    inject()
+    TALLY["half_written_read_as_complete"] += fmt.is_complete(out)
+    build_dataset(spec_of().data, out)
+    assert fmt.is_complete(out) and not leftover.exists()
+    assert not list(out.parent.glob(".*.tmp-*"))
+    identity.verify_content(out)
+
+
 @contextlib.contextmanager
 def mounted(path: Path, kind: str, size_kb: int = 0):
     """A real read-only bind mount or a small tmpfs at `path` (root only), else skip."""

@@ -168,12 +168,44 @@ def is_complete(out_dir: Path) -> bool:
 
 
 def temp_dir_next_to(out_dir: Path) -> Path:
-    """A fresh hidden sibling of out_dir, on the same filesystem so the final rename is atomic."""
+    """A fresh hidden sibling of out_dir, on the same filesystem so the final rename is atomic.
+    Named after this host and process, so that a later build can tell a dead one's leftovers."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    clean_dead_temp_dirs(out_dir)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     return tmp
+
+
+def _host() -> str:
+    import socket
+
+    return "".join(c for c in socket.gethostname().split(".")[0] if c.isalnum() or c in "_") or "host"
+
+
+def clean_dead_temp_dirs(out_dir: Path) -> list[Path]:
+    """Remove temp dirs of builds of out_dir that were killed: made on this host by a process
+    that no longer exists (another host's, or a live process's, are left alone)."""
+    removed = []
+    prefix = f".{Path(out_dir).name}.tmp-{_host()}-"
+    for d in Path(out_dir).parent.glob(f"{prefix}*"):
+        try:
+            pid = int(d.name[len(prefix):].split("-")[0])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running: its build
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # alive, someone else's
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
 
 
 def write_arrays(split_dir: Path, arrays: dict[str, np.ndarray]) -> None:
