@@ -232,6 +232,14 @@ def main(argv: list[str] | None = None) -> int:
         except C.SpecError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except OSError as e:
+            from trm.files import disk_error
+
+            line = disk_error(e)  # a full or read-only disk is one line, not a traceback
+            if line is None:
+                raise
+            print(f"error: {line}", file=sys.stderr)
+            return 1
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)

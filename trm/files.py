@@ -82,8 +82,9 @@ def disk_error(exc: BaseException) -> str | None:
     while exc is not None and id(exc) not in seen:  # torch/numpy may wrap the OSError
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
-            where = f" writing {exc.filename}" if exc.filename else ""
-            return f"cannot write{where}: {DISK_ERRNOS[exc.errno]} ({exc.strerror or exc})"
+            where = f" {exc.filename}" if exc.filename else ""
+            label, why = DISK_ERRNOS[exc.errno], exc.strerror or str(exc)
+            return f"cannot write{where}: {label}" + (f" ({why})" if why.lower() != label else "")
         if isinstance(exc, RuntimeError) and re.search(r"file write failed|failed writing file",
                                                         str(exc)):
             # torch.save's zip writer reports a full disk as a RuntimeError without errno
