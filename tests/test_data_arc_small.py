@@ -47,7 +47,7 @@ def test_canvas_default_is_official_and_range_is_checked():
     assert DataSpec().grid == 6 and DataSpec(task="maze").grid == 6  # unchanged defaults
     assert task_shapes(DataSpec(task="arc1"))["seq_len"] == 900
     assert task_shapes(DataSpec(task="arc1", grid=8))["seq_len"] == 64
-    assert C.resolve("trm_mlp", "arc1", "tiny").data.grid == 30  # the task file's canvas
+    assert C.resolve("trm_mlp", "arc1", "smoke").data.grid == 30  # the task file's canvas (smoke keeps it)
     assert C.resolve("trm_mlp", "arc1", "tiny", {"data.grid": 8}).data.grid == 8
     for bad in (1, 31):
         with pytest.raises(C.SpecError, match="canvas side"):
