@@ -374,8 +374,10 @@ def plot_view(
     title: str = "",
     study: dict | None = None,
     x_label: str | None = None,
+    join: bool = True,
 ) -> tuple[Path, Path]:
-    """Mean ± CI per cell over x, coloured by hue, marker/linestyle by style, one panel per col."""
+    """Mean ± CI per cell over x, coloured by hue, marker/linestyle by style, one panel per col.
+    join=False draws no lines at all (points and intervals only)."""
     view = validate_view({k: v for k, v in view.items() if k in VIEW_KEYS}, rows)
     knobs = C.varied_knobs(study or {}, rows) if len(rows) else []
     # Blank knobs (the model's own value) are filled from the resolved spec for labels.
@@ -446,7 +448,7 @@ def plot_view(
                             means,
                             color=color,
                             marker=marker,
-                            ls=ls if numeric_x and len(part) > 1 else "none",
+                            ls=ls if join and numeric_x and len(part) > 1 else "none",
                             lw=1.4,
                             ms=5,
                             zorder=3,
@@ -915,4 +917,8 @@ def plot_accuracy_vs_compute(
 ) -> tuple[Path, Path]:
     rows, unit = with_common_compute(runs)
     view = {"x": "compute", "y": y, "hue": hue, "style": style, "col": col}
-    return plot_view(rows, view, out_pdf, title=title, x_label=P.axis_label("compute", unit))
+    # No lines: the cells of one model here come from different ablations (depth, gradient
+    # window, weight sharing...), and two one-factor series of one model drawn in one style
+    # would read as a single curve through unrelated cells.
+    return plot_view(rows, view, out_pdf, title=title, x_label=P.axis_label("compute", unit),
+                     join=False)

@@ -73,7 +73,7 @@ def resolution_section(study: dict, scale: str, tests_csv: Path) -> str:
         across = _finite(t.get("welch_p_holm")) and float(t["welch_p_holm"]) < 0.05
         verdict = "resolved" if paired and across else "paired only" if paired else "not resolved"
         mde = t.get("mde")
-        lines.append(f"- {t['a']} vs {t['b']} ({t['factor']}): {verdict} "
+        lines.append(f"- {t['task']}: {t['a']} vs {t['b']} ({t['factor']}): {verdict} "
                      f"(diff {100 * t['diff']:+.1f} pp, paired Holm p = {t['p_holm']:.3g}, "
                      f"across seeds Holm p = {_fmt_p(t.get('welch_p_holm'))}, "
                      f"MDE {_fmt_pp(mde)})")

@@ -89,8 +89,9 @@ AXIS_LABELS = {
     "lr": "Learning rate",
     "train_flops": "Training compute (FLOPs)",
     "compute:flops": "Training compute (FLOPs)",
-    "compute:call_equivalents": ("Training compute = steps × (forward calls + 2 × calls with "
-                                 "gradient)\n(network calls; backward = 2)"),
+    # Two short lines: the panels of a figure sit side by side and share no x label.
+    "compute:call_equivalents": ("Training compute (network calls)\n"
+                                 "= steps × (forward + 2 × with gradient)"),
     "model": "Model (config name)",
     "task": "Task",
     "model.mixer": "Token mixer",
