@@ -227,29 +227,23 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         from trm.data.build import main as data_main
 
-        try:
-            return data_main(raw[2:])
-        except C.SpecError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        except OSError as e:
-            from trm.files import disk_error
-
-            line = disk_error(e)  # a full or read-only disk is one line, not a traceback
-            if line is None:
-                raise
-            print(f"error: {line}", file=sys.stderr)
-            return 1
+        return _reporting_errors(lambda: data_main(raw[2:]))
     args = build_parser().parse_args(argv)
+    return _reporting_errors(lambda: args.fn(args))
+
+
+def _reporting_errors(command) -> int:
+    """Run a command; a bad spec (exit 2) or a full / read-only disk (exit 1) is one line
+    on stderr, not a traceback."""
     try:
-        return args.fn(args)
+        return command()
     except C.SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except OSError as e:
         from trm.files import disk_error
 
-        line = disk_error(e)  # a full or read-only disk is one line, not a traceback
+        line = disk_error(e)
         if line is None:
             raise
         print(f"error: {line}", file=sys.stderr)
