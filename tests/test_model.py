@@ -415,3 +415,31 @@ def test_multi_scale_layouts_official_six_or_one_per_step():
     assert C.signature(official) != C.signature(ours)
     with pytest.raises(C.SpecError, match="multi_scale_layout"):
         C.resolve("trm_multiscale_z", "sudoku", "smoke", {"model.n_latent_steps": 7})
+
+
+@pytest.mark.parametrize("latents", ["y_z", "single_z", "multi_scale_z"])
+def test_set_depth_runs_the_same_weights_as_a_model_built_at_that_depth(latents):
+    """Test-time depth and a depth curriculum change (n, T) of a trained model: the result
+    must be what a model built at that depth computes with the same weights."""
+    inputs, pids = batch()
+    built = make(small(latents=latents, n_latent_steps=3, n_cycles=1))
+    moved = make(small(latents=latents, n_latent_steps=2, n_cycles=2))
+    moved.load_state_dict(built.state_dict())
+    moved.set_depth(3, 1)
+    assert moved.call_counts() == built.call_counts()
+    a = built(built.initial_latents(B), inputs, pids)
+    b = moved(moved.initial_latents(B), inputs, pids)
+    assert torch.equal(a[1], b[1]) and all(torch.equal(x, y) for x, y in zip(a[0], b[0]))
+    # ... and it differs from the depth it was built at (the knob is not a no-op).
+    moved.set_depth(2, 2)
+    c = moved(moved.initial_latents(B), inputs, pids)
+    assert not torch.equal(a[1], c[1])
+
+
+def test_set_depth_refuses_what_the_latents_cannot_carry():
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        make(small()).set_depth(0, 2)
+    with pytest.raises(ValueError, match="carries 6 z's"):
+        make(small(latents="multi_scale_z")).set_depth(7, 1)
+    with pytest.raises(ValueError, match="carries 2 z's"):
+        make(small(latents="multi_scale_z", multi_scale_layout="per_step")).set_depth(3, 1)

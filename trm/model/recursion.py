@@ -46,14 +46,17 @@ from trm.model.heads import PuzzleEmbedding, q_head, token_embedding
 from trm.model.layers import Network, Rotary, linear, trunc_normal_
 
 
-def grad_call_count(spec: ModelSpec) -> int:
-    """How many of the final network calls of a supervision step carry gradient."""
+def grad_call_count(spec: ModelSpec, n: int | None = None, T: int | None = None) -> int:
+    """How many of the final network calls of a supervision step carry gradient (at the
+    spec's depth, or at n latent steps and T cycles when given)."""
     if spec.arch != "recursive":
         return 1
-    total = spec.n_cycles * (spec.n_latent_steps + 1)
+    n = spec.n_latent_steps if n is None else n
+    T = spec.n_cycles if T is None else T
+    total = T * (n + 1)
     k = {
         "one_step": 2,
-        "last_cycle": spec.n_latent_steps + 1,
+        "last_cycle": n + 1,
         "last_k": spec.grad_last_k,
         "all": total,
     }[spec.grad_steps]
@@ -132,8 +135,26 @@ class RecursiveReasoningModel(nn.Module):
         for name in self.latent_names:
             self.register_buffer(f"init_{name}", trunc_normal_(torch.empty(D), std=1.0))
 
-        self.n_calls = spec.n_cycles * (spec.n_latent_steps + 1) if spec.arch == "recursive" else 1
-        self.n_grad_calls = grad_call_count(spec)
+        self.set_depth(spec.n_latent_steps, spec.n_cycles)
+
+    def set_depth(self, n_latent_steps: int, n_cycles: int) -> None:
+        """Run the recursion at n latent steps and T cycles from now on (the spec's depth
+        at construction). Depth is not a weight: the same parameters run at any (n, T), which
+        is what test-time depth and a depth curriculum change. multi_scale_z "fixed6" keeps
+        its six z's, so n may not exceed six there; "per_step" carries one z per step of the
+        spec's n, so n may not exceed that."""
+        spec = self.spec
+        if n_latent_steps < 1 or n_cycles < 1:
+            raise ValueError(f"depth must be >= 1, got n={n_latent_steps}, T={n_cycles}")
+        if spec.arch == "recursive" and spec.latents == "multi_scale_z":
+            limit = multi_scale_count(spec)
+            if n_latent_steps > limit:
+                raise ValueError(f"multi_scale_z carries {limit} z's; n={n_latent_steps} "
+                                 "needs one per latent step")
+        self.n_latent_steps, self.n_cycles = n_latent_steps, n_cycles
+        recursive = spec.arch == "recursive"
+        self.n_calls = n_cycles * (n_latent_steps + 1) if recursive else 1
+        self.n_grad_calls = grad_call_count(spec, n_latent_steps, n_cycles)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -237,7 +258,7 @@ class RecursiveReasoningModel(nn.Module):
                     h = h + left_sum(terms[len(terms) - n_inject:])
                 return net(h, self.rotary)
 
-        n, T = spec.n_latent_steps, spec.n_cycles
+        n, T = self.n_latent_steps, self.n_cycles  # set_depth; the spec's at construction
         if spec.latents == "y_z":
             y, z = latents
             for _ in range(T):
