@@ -81,3 +81,20 @@ def test_seed_planner_from_pilot_runs(example):
             assert r["enough"] == (r["pilot_seeds"] >= n)
     text = format_plan(plan, 0.10)
     assert "seeds for 10 pp" in text and "seeds per cell for every contrast" in text
+
+
+def test_plan_cost_is_seeds_times_the_pilot_cell_times(example):
+    from trm.results.power import format_cost, plan_cost
+
+    root, study, runs = example
+    ok = runs[runs["status"] == "ok"]
+    per_cell = ok.groupby(["task", "model", "sig"])["wall_time_s"].median()
+    cells = runs.drop_duplicates(["task", "model", "sig"])
+    cost = plan_cost(runs, seeds=12, cores=4)
+    assert cost["runs"] == 12 * len(cells)
+    missing = len(cells) - len(per_cell)
+    want = 12 * (per_cell.sum() + missing * per_cell.median())
+    assert cost["core_s"] == pytest.approx(want)
+    assert cost["wall_s"] == pytest.approx(want / 4)
+    assert cost["cells_without_timing"] == missing
+    assert f"{12 * len(cells)} runs" in format_cost(cost, 4)

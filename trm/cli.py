@@ -122,7 +122,9 @@ def cmd_plan_seeds(a) -> int:
     """Read a study's finished (pilot) runs and print the seeds each contrast needs."""
     from trm.results.cells import is_accuracy
     from trm.results.pipeline import runs_frame
-    from trm.results.power import format_plan, plan_seeds
+    import pandas as pd
+
+    from trm.results.power import format_cost, format_plan, plan_cost, plan_seeds
     from trm.results.tables import headline_metric
     from trm.studies import manifest, manifest_rows
 
@@ -134,7 +136,11 @@ def cmd_plan_seeds(a) -> int:
     effect = a.effect / 100 if pct else a.effect
     print(f"# {a.study} at scale {a.scale}: {finished} of {len(frame)} runs finished; target "
           f"effect {a.effect:g}{' pp' if pct else ''}, 80% power, Welch alpha 0.05")
-    print(format_plan(plan_seeds(study, frame, effect, Path(a.root)), effect, pct))
+    plan = plan_seeds(study, frame, effect, Path(a.root))
+    print(format_plan(plan, effect, pct))
+    need = pd.to_numeric(plan["seeds_needed"], errors="coerce") if len(plan) else None
+    if need is not None and need.notna().all():
+        print(format_cost(plan_cost(frame, int(need.max()), a.cores), a.cores))
     return 0
 
 
@@ -208,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="target difference, in percentage points for accuracies (default 10)")
     sp.add_argument("--scale", default="tiny")
     sp.add_argument("--root", default=".", help="repository root holding results/runs")
+    sp.add_argument("--cores", type=int, default=2,
+                    help="cores (one run each) for the wall-time estimate (default 2)")
     sp.set_defaults(fn=cmd_plan_seeds)
     return p
 

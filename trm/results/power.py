@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from trm.results import stats
+from trm.results.cells import CELL_KEYS
 from trm.results.tables import ALPHA, comparisons_table
 
 
@@ -57,3 +58,32 @@ def format_plan(plan: pd.DataFrame, effect: float, percent: bool = True) -> str:
     tail = (f"\nseeds per cell for every contrast to detect {k * effect:g}{unit} at 80% power: "
             + ("more than 10000" if worst.isna().any() else str(int(worst.max()))))
     return view.to_markdown(index=False) + tail
+
+
+def plan_cost(runs: pd.DataFrame, seeds: int, cores: int = 2) -> dict:
+    """What `seeds` seeds per cell would cost, from the pilot's own run times: per cell the
+    median wall time of its finished runs (a cell with none costs the median of the others),
+    times the seeds. Wall time on `cores` cores assumes one run per core and no overhead
+    between runs, so it is a lower bound for a workflow on one machine."""
+    ok = runs[runs["status"] == "ok"].copy()
+    ok["wall_time_s"] = pd.to_numeric(ok.get("wall_time_s"), errors="coerce")
+    cells = runs.drop_duplicates(CELL_KEYS)[CELL_KEYS]
+    per_cell = ok.groupby(CELL_KEYS)["wall_time_s"].median()
+    fallback = float(per_cell.median()) if len(per_cell) else math.nan
+    cost = [float(per_cell.get(tuple(c), fallback)) for c in cells.itertuples(index=False)]
+    core_s = seeds * sum(cost)
+    return {"cells": len(cells), "seeds": seeds, "runs": len(cells) * seeds,
+            "core_s": core_s, "wall_s": core_s / max(1, cores),
+            "cells_without_timing": int(sum(1 for c in cells.itertuples(index=False)
+                                            if tuple(c) not in per_cell.index))}
+
+
+def format_cost(cost: dict, cores: int = 2) -> str:
+    if not math.isfinite(cost["core_s"]):
+        return "cost: unknown (no finished run reports its wall time)"
+    guess = (f"; {cost['cells_without_timing']} cell(s) without a finished run costed at the "
+             "median cell" if cost["cells_without_timing"] else "")
+    return (f"cost at that many seeds: {cost['cells']} cells x {cost['seeds']} seeds = "
+            f"{cost['runs']} runs, {cost['core_s'] / 3600:.2f} core-hours of training at the "
+            f"pilot's per-run times (at least {cost['wall_s'] / 60:.1f} min wall on {cores} "
+            f"cores){guess}")
