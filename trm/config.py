@@ -78,6 +78,10 @@ class ModelSpec:
     puzzle_emb_len: int = 16  # prefix tokens for the puzzle embedding (HRM 1, TRM 16)
     puzzle_emb_dim: int = 512  # 0 disables puzzle embeddings
     direct_layers: int = 8  # depth of the "direct" / "transformer_act" single network
+    # URM's ConvSwiGLU (follow-up, issue K): taps of a depthwise conv over the sequence inside
+    # every block's channel SwiGLU, after the gating, followed by a SiLU (trm/model/layers.py
+    # SequenceConv). 0 = the official SwiGLU (no conv module at all); URM uses 2 (causal).
+    ffn_conv_kernel: int = 0
 
 
 @dataclass
@@ -121,6 +125,16 @@ class OptimSpec:
     puzzle_emb_weight_decay: float = 0.1
 
 
+@dataclass(frozen=True)
+class DepthStage:
+    """One stage of train.depth_curriculum: train at n latent steps and T cycles until
+    `until_fraction` of the optimizer steps are done (from the previous stage's end)."""
+
+    until_fraction: float
+    n_latent_steps: int  # paper n during this stage
+    n_cycles: int  # paper T during this stage
+
+
 @dataclass
 class TrainSpec:
     seed: int = 0
@@ -145,6 +159,12 @@ class TrainSpec:
     compile: bool = False
     tf32: bool = False
     log_interval: int = 50
+    # CGAR's progressive depth curriculum (follow-up, issue K): the recursion runs at each
+    # stage's (n, T) until its fraction of the training steps, the same weights throughout
+    # (model.set_depth). [] = none: the model's own depth all along. Stages must end at 1.0
+    # with the model's n_latent_steps and n_cycles, so the trained model is evaluated at its
+    # depth; depth may only grow. CGAR: (2, 1) to 30%, (4, 2) to 60%, (6, 3) to 100%.
+    depth_curriculum: list[DepthStage] = field(default_factory=list)
 
 
 @dataclass
@@ -240,6 +260,15 @@ def _type_ok(value: Any, tp: Any) -> tuple[bool, Any]:
     return False, value
 
 
+def _dataclass_items(tp: Any) -> type | None:
+    """The item class of a `list[SomeDataclass]` field (train.depth_curriculum), else None."""
+    if get_origin(tp) is list:
+        (inner,) = get_args(tp)
+        if dataclasses.is_dataclass(inner):
+            return inner
+    return None
+
+
 def _describe(tp: Any) -> str:
     origin = get_origin(tp)
     if origin is Literal:
@@ -280,6 +309,14 @@ def from_dict(cls: type, data: dict, prefix: str = "", where: str = "") -> Any:
         value = data[name]
         if nested:
             kwargs[name] = from_dict(tp, value, f"{prefix}{name}.", where)
+            continue
+        item_cls = _dataclass_items(tp)
+        if item_cls is not None:  # a list of mappings, each checked like a section
+            if not isinstance(value, (list, tuple)):
+                raise SpecError(f"{where}'{prefix}{name}' must be a list of mappings, got {value!r}")
+            kwargs[name] = [v if isinstance(v, item_cls) else
+                            from_dict(item_cls, v, f"{prefix}{name}.{i}.", where)
+                            for i, v in enumerate(value)]
             continue
         ok, coerced = _type_ok(value, tp)
         if not ok:
@@ -361,6 +398,9 @@ FIELD_RANGES: dict[str, _Range] = {
     "model.puzzle_emb_len": _NON_NEGATIVE,
     "model.puzzle_emb_dim": _NON_NEGATIVE,
     "model.direct_layers": _POSITIVE,
+    # URM trains with 2 taps; a "short" conv. Up to 9: longer is another design (a wide
+    # conv mixer), and a typo like 256 would silently make one.
+    "model.ffn_conv_kernel": _Range(0, high=9),
     "data.grid": _POSITIVE,
     "data.blanks": _NON_NEGATIVE,
     "data.min_path": _NON_NEGATIVE,
@@ -453,6 +493,44 @@ def check_ranges(spec: RunSpec) -> None:
         # 2 = a 1x1 grid and its EOS; above 30 no ARC grid needs the room and the format is
         # no longer the official one.
         raise _out_of_range("data.grid", spec.data.grid, "2..30 for ARC (the canvas side)")
+    if t.depth_curriculum:
+        _check_depth_curriculum(m, t.depth_curriculum)
+
+
+def _check_depth_curriculum(m: ModelSpec, stages: list[DepthStage]) -> None:
+    """train.depth_curriculum: fractions in (0, 1] strictly increasing and ending at 1.0, depths
+    >= 1 and never decreasing, the last stage at the model's own (n, T)."""
+    key = "train.depth_curriculum"
+
+    def bad(message: str) -> RangeError:
+        return RangeError(key, f"'{key}' {message}")
+
+    if m.arch != "recursive":
+        raise bad(f"needs model.arch recursive (a '{m.arch}' model has no n, T)")
+    previous = None
+    for i, st in enumerate(stages):
+        f = st.until_fraction
+        if not (isinstance(f, float) and math.isfinite(f) and 0 < f <= 1):
+            raise bad(f"stage {i}: until_fraction must be in (0, 1], got {f!r}")
+        if st.n_latent_steps < 1 or st.n_cycles < 1:
+            raise bad(f"stage {i}: n_latent_steps and n_cycles must be >= 1, got "
+                      f"({st.n_latent_steps}, {st.n_cycles})")
+        if previous is not None:
+            if f <= previous.until_fraction:
+                raise bad(f"stage {i}: until_fraction {f} must exceed the previous stage's "
+                          f"{previous.until_fraction}")
+            if st.n_latent_steps < previous.n_latent_steps or st.n_cycles < previous.n_cycles:
+                raise bad(f"stage {i}: depth ({st.n_latent_steps}, {st.n_cycles}) is shallower "
+                          f"than the previous stage's ({previous.n_latent_steps}, "
+                          f"{previous.n_cycles}); the curriculum only deepens")
+        previous = st
+    last = stages[-1]
+    if last.until_fraction != 1.0:
+        raise bad(f"must end at until_fraction 1.0, ends at {last.until_fraction}")
+    if (last.n_latent_steps, last.n_cycles) != (m.n_latent_steps, m.n_cycles):
+        raise bad(f"must end at the model's depth (n_latent_steps {m.n_latent_steps}, n_cycles "
+                  f"{m.n_cycles}), so that it is evaluated at the depth it was trained to; ends "
+                  f"at ({last.n_latent_steps}, {last.n_cycles})")
 
 
 @functools.lru_cache(maxsize=None)
@@ -909,11 +987,26 @@ def _hash(obj: Any, n: int = 10) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:n]
 
 
+# Knobs added after run directories existed, with their defaults: hashed only when set away
+# from the default, so adding a knob leaves every existing run's signature (its directory,
+# its checkpoints) as it was. A new knob whose default reproduces the old behaviour goes here.
+SIGNATURE_SKIPS_DEFAULT: dict[str, Any] = {
+    "model.ffn_conv_kernel": 0,
+    "train.depth_curriculum": [],
+}
+
+
 def signature(spec: RunSpec) -> str:
     """Short hash of everything that changes what a run computes (seed excluded).
     _flat_fields(spec) is flatten(to_dict(spec)) without the copies (planning hashes every
     run); the hashed JSON, and so every existing run directory, is unchanged."""
-    flat = {k: v for k, v in _flat_fields(spec).items() if k not in NON_SEMANTIC}
+    flat = {}
+    for k, v in _flat_fields(spec).items():
+        if k in NON_SEMANTIC:
+            continue
+        if k in SIGNATURE_SKIPS_DEFAULT and v == SIGNATURE_SKIPS_DEFAULT[k]:
+            continue
+        flat[k] = to_dict(v) if isinstance(v, list) else v  # stages -> plain mappings
     return _hash(flat)
 
 

@@ -309,7 +309,17 @@ def manifest(selection: Any, scale: str, config_dir: Path = C.CONFIG_DIR) -> tup
     studies = {}
     runs = []
     for name in select_studies(selection, config_dir):
-        study = load_study(study_paths(config_dir)[name])
+        path = study_paths(config_dir)[name]
+        if "kind" in C.load_yaml(path):
+            # A test-time study trains nothing itself: it evaluates runs of training studies
+            # (trm/test_time_study.py), returned under its own name so that it alone plans them.
+            from trm import test_time_study
+
+            study, evaluated = test_time_study.plan(test_time_study.load(path), scale, config_dir)
+            studies[name] = study
+            runs.extend(evaluated)
+            continue
+        study = load_study(path)
         studies[name] = study
         runs.extend(expand(study, scale, config_dir))
     return studies, runs

@@ -17,7 +17,14 @@ def build_model(
 ) -> RecursiveReasoningModel:
     """Build on the current default device (wrap in `with torch.device("meta"):` to count
     parameters of huge configs without allocating them)."""
-    return RecursiveReasoningModel(spec, vocab_size, seq_len, num_puzzle_ids)
+    model = RecursiveReasoningModel(spec, vocab_size, seq_len, num_puzzle_ids)
+    # model.ffn_conv_kernel (URM's ConvSwiGLU) is added to the built networks, after every
+    # other weight is drawn: with the same seed, a ConvSwiGLU model starts from exactly the
+    # base model's weights plus its convs (a paired comparison), and kernel 0 adds nothing.
+    for net in (model.net_L, model.net_H):
+        if net is not None:
+            net.add_ffn_conv(spec.ffn_conv_kernel)
+    return model
 
 
 __all__ = ["build_model", "RecursiveReasoningModel", "grad_call_count"]

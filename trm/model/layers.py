@@ -1,5 +1,5 @@
-"""Building blocks of the HRM/TRM networks: init, RMSNorm, SwiGLU, RoPE, attention, the
-MLP token mixer, the post-norm block and a stack of blocks.
+"""Building blocks of the HRM/TRM networks: init, RMSNorm, SwiGLU (and URM's ConvSwiGLU),
+RoPE, attention, the MLP token mixer, the post-norm block and a stack of blocks.
 
 Every choice here follows the official code (HRM 42410da, TinyRecursiveModels e7b6871) because
 the parameter counts and the training dynamics depend on it:
@@ -72,17 +72,58 @@ def swiglu_inner_size(width: int, expansion: float, multiple: int = 256) -> int:
 
 
 class SwiGLU(nn.Module):
-    """down(silu(gate(x)) * up(x)); gate and up share one matrix, as the official code."""
+    """down(silu(gate(x)) * up(x)); gate and up share one matrix, as the official code.
+
+    With a sequence conv (`add_sequence_conv(k)`, model.ffn_conv_kernel = k > 0) it is URM's
+    ConvSwiGLU: down(silu(conv(silu(gate(x)) * up(x)))), see SequenceConv."""
 
     def __init__(self, width: int, expansion: float, multiple: int = 256):
         super().__init__()
         inner = swiglu_inner_size(width, expansion, multiple)
         self.gate_up = linear(width, 2 * inner)
         self.down = linear(inner, width)
+        # None = the official SwiGLU: no module, so state_dict and numerics stay as they were.
+        self.conv: SequenceConv | None = None
+
+    def add_sequence_conv(self, kernel: int) -> None:
+        """Turn this SwiGLU into a ConvSwiGLU (a no-op for kernel 0 or if it has one)."""
+        if kernel > 0 and self.conv is None:
+            self.conv = SequenceConv(self.down.in_features, kernel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate) * up)
+        h = F.silu(gate) * up
+        if self.conv is not None:
+            h = F.silu(self.conv(h))
+        return self.down(h)
+
+
+class SequenceConv(nn.Module):
+    """URM's short depthwise convolution over the sequence axis (UbiquantAI/URM 41de2c3,
+    models/layers.py ConvSwiGLU, read for its design, not copied): one kernel of `kernel` taps
+    plus a bias per inner channel (groups = channels), applied to the gated SwiGLU activation
+    [B, L, C] along L; the caller applies a SiLU to its output before the down projection.
+
+    Geometry as URM: zero padding kernel // 2 on both sides, then the first L outputs are
+    kept. So output t sees inputs t - kernel//2 .. t + (kernel-1) - kernel//2: kernel 2 (URM's
+    default and the value it trains with) is causal, out[t] = w0 h[t-1] + w1 h[t] + b; an odd
+    kernel is centred. The sequence is the flattened grid with the puzzle-prefix tokens in
+    front (URM's too), so the first cell also sees the last prefix token.
+    Init: PyTorch's Conv1d default (kaiming-uniform, U(+-1/sqrt(kernel)) for weight and bias),
+    as URM leaves it. URM stores this conv's weights in bf16; we keep every parameter in fp32
+    and let train.precision decide the compute dtype, as for the other layers.
+    An nn.Conv1d on purpose: FLOP accounting walks nn.Linear and nn.Conv1d modules."""
+
+    def __init__(self, channels: int, kernel: int):
+        super().__init__()
+        self.kernel = kernel
+        self.conv = nn.Conv1d(channels, channels, kernel, padding=kernel // 2, groups=channels,
+                              bias=True)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        L = h.shape[1]
+        y = self.conv(h.transpose(1, 2))[..., :L]  # [B, C, L + (1 if kernel even)] -> first L
+        return y.transpose(1, 2)
 
 
 # --------------------------------------------------------------------------------------
@@ -196,6 +237,13 @@ class Network(nn.Module):
     def __init__(self, n_blocks: int, **block_kwargs):
         super().__init__()
         self.blocks = nn.ModuleList([Block(**block_kwargs) for _ in range(n_blocks)])
+
+    def add_ffn_conv(self, kernel: int) -> None:
+        """model.ffn_conv_kernel: make every block's channel SwiGLU a ConvSwiGLU (URM). Only
+        the channel MLP: the mlp mixer's SwiGLU runs across the sequence already, and its
+        "sequence" axis there would be the hidden channels."""
+        for block in self.blocks:
+            block.mlp.add_sequence_conv(kernel)
 
     def forward(self, h: torch.Tensor, rotary: Rotary | None = None) -> torch.Tensor:
         for block in self.blocks:
