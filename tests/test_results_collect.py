@@ -14,6 +14,8 @@ from trm.results.collect import (
     write_runs_table,
 )
 from trm.results.example_runs import write_example_study
+from trm import config
+from trm.model import flops
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +43,8 @@ def test_metrics_depth_compute_and_provenance(example):
     assert 0 <= ok["exact_accuracy"] <= 1 and ok["n_test"] == 100
     assert ok["effective_depth"] == 24  # hrm n=2: T(n+1) * layers = 2 * 3 * 4
     assert ok["n_supervision"] == 4 and ok["eval_n_supervision"] == 4
-    # no FLOPs recorded: (forward + 2 * grad calls) per step x steps
-    assert ok["compute_unit"] == "call_equivalents"
-    assert ok["compute"] == (6 + 2 * 2) * 300
+    # No FLOPs in metrics.json: counted from the spec, so compute is in FLOPs.
+    assert ok["compute_unit"] == "flops" and ok["compute"] == ok["train_flops"] > 0
     assert ok["data_kind"] == "generated" and "generator" in ok["data_source"]
     assert bool(ok["has_predictions"])
     assert json.loads(ok["spec_json"])["model"]["layers"] == 4
@@ -119,3 +120,47 @@ def test_empty_manifest_gives_empty_table():
         pd.DataFrame(columns=["study", "task", "model", "scale", "sig", "seed", "run_dir"]), "."
     )
     assert runs.empty and "status" in runs.columns and not math.isnan(len(runs))
+
+
+def test_flops_are_counted_from_each_runs_spec_and_steps(example):
+    """train_flops = steps actually run x global batch x one step's FLOPs per sample;
+    test_flops_per_puzzle = N_sup at evaluation x one no-grad step; both from the spec."""
+    _, _, _, runs = example
+    ran = runs[runs["status"].isin(["ok", "diverged"])]
+    for _, run in ran.drop_duplicates(["sig", "status"]).iterrows():  # one count per cell
+        spec = json.loads(run["spec_json"])
+        model = config.from_dict(config.ModelSpec, spec["model"])
+        vocab, seq_len = 6 + 2, 6 * 6  # generated 6x6 Sudoku: digits + pad + blank
+        batch = spec["train"]["global_batch_size"]
+        assert run["train_flops"] == flops.train_flops(model, vocab, seq_len, batch, run["steps"])
+        assert run["test_flops_per_puzzle"] == flops.test_flops_per_puzzle(model, vocab, seq_len, 4)
+    hrm6 = runs[(runs["model"] == "hrm") & (runs["model.n_latent_steps"] == 6)]
+    ok, diverged = (hrm6[hrm6["status"] == s].iloc[0] for s in ("ok", "diverged"))
+    assert ok["steps"] == 300 and diverged["steps"] == 120  # the diverged run stopped early
+    assert diverged["train_flops"] * 300 == ok["train_flops"] * 120
+    assert diverged["test_flops_per_puzzle"] == ok["test_flops_per_puzzle"]
+    # Missing runs ran nothing.
+    assert runs.loc[runs["status"] == "missing", "train_flops"].isna().all()
+    # HRM's Q-learning pass and 4-layer nets make its step dearer than TRM's at equal n.
+    at2 = runs[(runs["status"] == "ok") & (runs["model.n_latent_steps"] == 2)]
+    by_model = at2.groupby("model")["train_flops"].first()
+    assert by_model["hrm"] > by_model["trm"]
+
+
+def test_params_with_and_without_the_puzzle_table(example, tmp_path):
+    _, _, manifest, runs = example
+    ok = runs[runs["status"] == "ok"]
+    assert (ok["params_with_puzzle_embedding"] == ok["params"] + ok["puzzle_embedding_params"]).all()
+    # A run with a table: the total counts it, "params" does not.
+    # Named configs that do not exist, so no spec can be resolved for this row.
+    row = {**manifest.iloc[0].to_dict(), "model": "no_such_model", "scale": "no_such_scale"}
+    run_dir = tmp_path / row["run_dir"]
+    run_dir.mkdir(parents=True)
+    metrics = {"status": "ok", "params": 1000, "puzzle_embedding_params": 512 * 7,
+               "forward_calls_per_step": 6, "grad_calls_per_step": 2, "steps": 10}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    one = collect_runs(pd.DataFrame([row]), tmp_path).iloc[0]
+    assert one["params"] == 1000 and one["params_with_puzzle_embedding"] == 1000 + 512 * 7
+    # No spec anywhere (no metrics spec, no spec.yaml, no such configs): call equivalents.
+    assert one["spec_json"] == "" and math.isnan(one["train_flops"])
+    assert one["compute_unit"] == "call_equivalents" and one["compute"] == (6 + 2 * 2) * 10

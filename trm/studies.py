@@ -48,6 +48,7 @@ RUN_COLUMNS = frozenset({
     "study", "task", "model", "scale", "sig", "seed", "run_dir", "status", "note",
     "exact_accuracy", "cell_accuracy", "n_test", "steps", "params", "puzzle_embedding_params",
     "effective_depth", "forward_calls_per_step", "grad_calls_per_step", "train_flops",
+    "test_flops_per_puzzle", "params_with_puzzle_embedding",
     "wall_time_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb", "diverged_at_step",
     "n_supervision", "eval_n_supervision", "compute", "compute_unit", "data_kind",
     "data_source", "has_predictions", "eval_protocol", "device", "git_sha", "precision",

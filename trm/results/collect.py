@@ -21,6 +21,9 @@ from trm import config
 BASE_COLUMNS = ["study", "task", "model", "scale", "sig", "seed", "run_dir"]
 # Manifest columns that are properties of a run rather than knobs.
 DERIVED_COLUMNS = {"effective_depth", "params"}
+# Columns computed here from a run's metrics and spec (never read from metrics.json alone):
+# the parameter total with the puzzle-embedding table ("params" excludes it, as the papers).
+COMPUTED_COLUMNS = ["params_with_puzzle_embedding"]
 
 # Identifiers kept as text: a hex sig such as "1234e56789" must not become a float.
 TEXT_COLUMNS = ["study", "task", "model", "scale", "sig", "run_dir"]
@@ -39,6 +42,7 @@ METRIC_FIELDS = [
     "forward_calls_per_step",
     "grad_calls_per_step",
     "train_flops",
+    "test_flops_per_puzzle",
     "wall_time_s",
     "train_time_s",
     "peak_rss_mb",
@@ -62,8 +66,10 @@ _STRUCTURED = {
     "n_supervision_eval",
 }
 
-# A backward pass costs about two forward passes; used only when FLOPs were not recorded.
+# A backward pass costs about two forward passes; used only when FLOPs cannot be counted.
 BACKWARD_COST = 2.0
+# FLOP fields counted from the spec (trm.model.flops) when metrics.json has none.
+FLOP_FIELDS = ("train_flops", "test_flops_per_puzzle")
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"
@@ -143,10 +149,54 @@ def _supervision_steps(spec: dict | None) -> tuple[float, float]:
     return float(n_sup), float(eval_n)
 
 
+def _task_shape(metrics: dict, spec: dict) -> tuple[int, int]:
+    """(vocab, seq_len) the run trained on: the dataset's recorded shape (an external
+    dataset may differ from what the spec names), else what the data spec builds."""
+    shapes = (metrics.get("data_provenance") or {}).get("shape") or {}
+    for split in ("test", "train"):
+        s = shapes.get(split) or {}
+        if s.get("vocab_size") and s.get("seq_len"):
+            return int(s["vocab_size"]), int(s["seq_len"])
+    from trm.describe import task_shapes
+
+    data = task_shapes(config.from_dict(config.DataSpec, spec.get("data") or {}))
+    return data["vocab_size"], data["seq_len"]
+
+
+def _counted_flops(metrics: dict, spec: dict | None, cache: dict) -> dict:
+    """train_flops (steps actually run x global batch x per-sample step FLOPs) and
+    test_flops_per_puzzle (at the evaluated N_sup), counted from the run's spec by
+    trm.model.flops, so runs recorded before FLOPs existed get them too. NaN when the spec
+    cannot be read or the run has no metrics (nothing ran)."""
+    out = {k: math.nan for k in FLOP_FIELDS}
+    if not metrics or not spec or not isinstance(spec.get("model"), dict):
+        return out
+    from trm.model import flops
+
+    try:
+        model = config.from_dict(config.ModelSpec, spec["model"])
+        vocab, seq_len = _task_shape(metrics, spec)
+    except (config.SpecError, TypeError, ValueError):
+        return out
+    key = (json.dumps(spec["model"], sort_keys=True, default=str), vocab, seq_len)
+    if key not in cache:  # the seeds of a cell share one count
+        cache[key] = flops.cell_flops(model, vocab, seq_len)
+    per_sample_step, per_test_step = cache[key]
+    steps = metrics.get("steps")
+    batch = (spec.get("train") or {}).get("global_batch_size")
+    if steps is not None and batch:
+        out["train_flops"] = float(per_sample_step * int(batch) * int(steps))
+    _, eval_n = _supervision_steps(spec)
+    n_sup = metrics.get("n_supervision_eval") or eval_n
+    if n_sup is not None and not _is_missing(n_sup):
+        out["test_flops_per_puzzle"] = float(per_test_step * int(n_sup))
+    return out
+
+
 def _compute(metrics: dict) -> tuple[float, str]:
-    """Training compute of a run: FLOPs when recorded, else network-call equivalents."""
+    """Training compute of a run: FLOPs when counted, else network-call equivalents."""
     flops = metrics.get("train_flops")
-    if flops is not None:
+    if not _is_missing(flops):
         return float(flops), "flops"
     fwd, grad, steps = (
         metrics.get(k) for k in ("forward_calls_per_step", "grad_calls_per_step", "steps")
@@ -177,7 +227,7 @@ def _json(value: Any) -> str:
     return "" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _run_row(row: dict, root: Path, resolved: dict) -> dict:
+def _run_row(row: dict, root: Path, resolved: dict, flop_cache: dict | None = None) -> dict:
     run_dir = root / str(row["run_dir"])
     metrics, note = read_metrics(run_dir)
     out = dict(row)
@@ -218,13 +268,18 @@ def _run_row(row: dict, root: Path, resolved: dict) -> dict:
         out[field] = math.nan if value is None else value
     if _is_missing(out["effective_depth"]):
         out["effective_depth"] = _depth_from_spec(spec)
+    counted = _counted_flops(metrics, spec, {} if flop_cache is None else flop_cache)
+    for field in FLOP_FIELDS:
+        if _is_missing(out[field]):
+            out[field] = counted[field]
+    out["params_with_puzzle_embedding"] = _params_total(out)
     out["n_supervision"], out["eval_n_supervision"] = _supervision_steps(spec)
     if metrics.get("n_supervision_eval") is not None:  # what the evaluation actually used
         out["eval_n_supervision"] = float(metrics["n_supervision_eval"])
     out["eval_protocol"] = arc_protocol(metrics.get("arc"))
     if out["status"] != "ok" and metrics.get("error"):
         out["note"] = "; ".join(filter(None, [out["note"], str(metrics["error"])[:200]]))
-    out["compute"], out["compute_unit"] = _compute(metrics)
+    out["compute"], out["compute_unit"] = _compute({**metrics, "train_flops": out["train_flops"]})
     provenance = metrics.get("data_provenance") or {}
     out["data_kind"] = provenance.get("kind", "")
     out["data_source"] = provenance.get("source", "")
@@ -238,6 +293,14 @@ def _run_row(row: dict, root: Path, resolved: dict) -> dict:
     out["test_time_json"] = _json(metrics.get("test_time"))
     out["spec_json"] = _json(spec)
     return out
+
+
+def _params_total(row: dict) -> float:
+    """Trained parameters plus the puzzle-embedding table (a buffer trained by sign-SGD)."""
+    params, table = row.get("params"), row.get("puzzle_embedding_params")
+    if _is_missing(params) or _is_missing(table):
+        return math.nan
+    return float(params) + float(table)
 
 
 def _read_run_info(run_dir: Path) -> dict:
@@ -261,13 +324,15 @@ def collect_runs(manifest: pd.DataFrame, root: Path) -> pd.DataFrame:
         manifest[col] = manifest[col].map(lambda v: v if _is_missing(v) else str(v))
     manifest["seed"] = manifest["seed"].map(lambda v: v if _is_missing(v) else int(v))
     resolved: dict = {}
-    rows = [_run_row(r, root, resolved) for r in manifest.to_dict("records")]
+    flop_cache: dict = {}
+    rows = [_run_row(r, root, resolved, flop_cache) for r in manifest.to_dict("records")]
     knobs = knob_columns(manifest)
     lead = (
         BASE_COLUMNS
         + knobs
         + ["status", "note"]
         + METRIC_FIELDS
+        + COMPUTED_COLUMNS
         + [
             "n_supervision",
             "eval_n_supervision",
