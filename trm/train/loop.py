@@ -559,7 +559,7 @@ def _metrics(spec: C.RunSpec, trainer: Trainer, status: str, diverged_at, error)
         **counts,
         **calls,
         "effective_depth": C.effective_depth(spec.model),
-        "train_flops": None,
+        "train_flops": None,  # counted from the spec by trm.results.collect (trm/model/flops.py)
         "data_provenance": trainer.data_provenance,
         "spec": C.to_dict(spec),
     }
