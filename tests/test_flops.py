@@ -149,3 +149,28 @@ def test_the_convswiglu_knob_is_counted():
     conv = F.network_call_flops(F.meta_model(small_spec("attention", ffn_conv_kernel=3), VOCAB, SEQ))
     assert plain == CALL["attention"]
     assert conv - plain == 2 * 5 * 24 * 3  # 720: 5 positions x 24 channels x 3 taps
+
+
+def _hand_train_step(n: int, T: int, mixer: str = "mlp") -> int:
+    """One optimizer step per sample, last_cycle gradient: all T(n+1) calls + heads forward,
+    then 2 x the n+1 gradient calls + heads."""
+    return (T * (n + 1) * CALL[mixer] + HEADS) + 2 * ((n + 1) * CALL[mixer] + HEADS)
+
+
+def test_a_depth_curriculum_is_counted_stage_by_stage():
+    """Each optimizer step at its stage's (n, T): half the steps at (1, 1), half at (2, 2);
+    a run cut short counts only the steps it took."""
+    from trm import config as C
+
+    if not hasattr(C, "depth_schedule"):
+        pytest.skip("train.depth_curriculum is not in this checkout yet")
+    spec = C.RunSpec(model=small_spec("mlp"))
+    spec.train.global_batch_size = 4
+    spec.train.depth_curriculum = [C.DepthStage(0.5, 1, 1), C.DepthStage(1.0, 2, 2)]
+    full = F.schedule_train_flops(spec, VOCAB, SEQ, steps_run=10, total_steps=10)
+    assert full == 4 * (5 * _hand_train_step(1, 1) + 5 * _hand_train_step(2, 2))
+    cut = F.schedule_train_flops(spec, VOCAB, SEQ, steps_run=7, total_steps=10)
+    assert cut == 4 * (5 * _hand_train_step(1, 1) + 2 * _hand_train_step(2, 2))
+    # Without a curriculum: every step at the model's depth (n=2, T=2).
+    spec.train.depth_curriculum = []
+    assert F.schedule_train_flops(spec, VOCAB, SEQ, 10, 10) == 4 * 10 * _hand_train_step(2, 2)

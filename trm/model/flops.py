@@ -32,6 +32,7 @@ Q-learning target. Evaluation runs every test example through all N_sup steps wi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -144,21 +145,68 @@ def network_call_flops(model: nn.Module) -> int:
     return counter.total
 
 
-def train_step_flops_per_sample(spec: C.ModelSpec, vocab_size: int, seq_len: int) -> int:
-    """One optimizer step for one slot of the batch: forward + 2 × forward-with-grad, plus
-    the no-grad Q-target forward when halting is q_learning."""
-    step = step_flops(meta_model(spec, vocab_size, seq_len), training=True)
-    flops = step.forward + 2 * step.forward_with_grad
+def _depth(spec: C.ModelSpec, n_latent_steps: int | None, n_cycles: int | None):
+    return (n_latent_steps or spec.n_latent_steps, n_cycles or spec.n_cycles)
+
+
+@functools.lru_cache(maxsize=512)
+def _per_sample_counts(spec_key: str, vocab_size: int, seq_len: int, n: int, T: int):
+    """(training FLOPs of one optimizer step, test FLOPs of one supervision step), per
+    sample, at depth (n, T); cached, since every seed of a cell (and every runs-table row)
+    asks for the same numbers. spec_key is the ModelSpec's repr (all its fields)."""
+    spec = _SPECS[spec_key]
+    model = meta_model(spec, vocab_size, seq_len)
+    if spec.arch == "recursive":
+        model.set_depth(n, T)
+    train = step_flops(model, training=True)
+    per_step = train.forward + 2 * train.forward_with_grad
     if spec.halting == "q_learning":
-        flops += step.forward  # Trainer.train_step's second, no-grad segment
-    return flops
+        per_step += train.forward  # Trainer.train_step's second, no-grad segment
+    return per_step, step_flops(model, training=False).forward
+
+
+_SPECS: dict[str, C.ModelSpec] = {}
+
+
+def _counts(spec: C.ModelSpec, vocab_size: int, seq_len: int, n=None, T=None) -> tuple[int, int]:
+    key = repr(spec)
+    _SPECS.setdefault(key, spec)
+    return _per_sample_counts(key, int(vocab_size), int(seq_len), *_depth(spec, n, T))
+
+
+def train_step_flops_per_sample(spec: C.ModelSpec, vocab_size: int, seq_len: int,
+                                n_latent_steps: int | None = None,
+                                n_cycles: int | None = None) -> int:
+    """One optimizer step for one slot of the batch: forward + 2 × forward-with-grad, plus
+    the no-grad Q-target forward when halting is q_learning (at the spec's depth, or n, T)."""
+    return _counts(spec, vocab_size, seq_len, n_latent_steps, n_cycles)[0]
 
 
 def train_flops(spec: C.ModelSpec, vocab_size: int, seq_len: int, batch_size: int,
                 steps: int) -> int:
-    """Training FLOPs of `steps` optimizer steps at global batch `batch_size` (periodic
-    evaluation excluded: it is test compute, test_flops_per_puzzle × examples)."""
+    """Training FLOPs of `steps` optimizer steps at global batch `batch_size` and the spec's
+    depth (periodic evaluation excluded: it is test compute, test_flops_per_puzzle ×
+    examples). A run with a depth curriculum: schedule_train_flops."""
     return train_step_flops_per_sample(spec, vocab_size, seq_len) * batch_size * steps
+
+
+def schedule_train_flops(spec: C.RunSpec, vocab_size: int, seq_len: int, steps_run: int,
+                         total_steps: int) -> int:
+    """Training FLOPs of a run's first `steps_run` optimizer steps, each at the depth its
+    stage of train.depth_curriculum trains at (config.depth_schedule; one stage at the
+    model's depth without a curriculum, or in a checkout without the schedule)."""
+    m = spec.model
+    schedule = getattr(C, "depth_schedule", None)
+    if schedule is None:
+        stages = [{"start_step": 0, "end_step": steps_run,
+                   "n_latent_steps": m.n_latent_steps, "n_cycles": m.n_cycles}]
+    else:
+        stages = schedule(spec, total_steps, steps_run)
+    per_sample = sum(
+        (st["end_step"] - st["start_step"])
+        * train_step_flops_per_sample(m, vocab_size, seq_len, st["n_latent_steps"], st["n_cycles"])
+        for st in stages)
+    return per_sample * spec.train.global_batch_size
 
 
 def test_flops_per_puzzle(spec: C.ModelSpec, vocab_size: int, seq_len: int,
@@ -167,32 +215,17 @@ def test_flops_per_puzzle(spec: C.ModelSpec, vocab_size: int, seq_len: int,
     """Inference FLOPs of one test example (one sequence) through n_supervision steps at
     depth (n, T) (the spec's when not given). ARC votes over augmented variants, each its
     own example: a task costs this × its variants."""
-    model = meta_model(spec, vocab_size, seq_len)
-    if spec.arch == "recursive":
-        model.set_depth(n_latent_steps or spec.n_latent_steps, n_cycles or spec.n_cycles)
-    return step_flops(model, training=False).forward * n_supervision
+    return _counts(spec, vocab_size, seq_len, n_latent_steps, n_cycles)[1] * n_supervision
 
 
-def cell_flops(spec: C.ModelSpec, vocab_size: int, seq_len: int) -> tuple[int, int]:
-    """(training FLOPs of one optimizer step per sample, test FLOPs of one supervision step
-    per example at the spec's depth), from one meta model: what a runs table multiplies by
-    batch x steps and by N_sup. Equal to train_step_flops_per_sample and
-    test_flops_per_puzzle(..., 1)."""
-    model = meta_model(spec, vocab_size, seq_len)
-    train = step_flops(model, training=True)
-    per_sample = train.forward + 2 * train.forward_with_grad
-    if spec.halting == "q_learning":
-        per_sample += train.forward
-    return per_sample, step_flops(model, training=False).forward
-
-
-def run_flops(spec: C.RunSpec, vocab_size: int, seq_len: int, steps: int,
-              n_supervision_eval: int | None = None) -> dict:
-    """The two runs-table numbers of one run: training FLOPs over the steps it ran, and test
-    FLOPs per example at the headline N_sup of its evaluation."""
+def run_flops(spec: C.RunSpec, vocab_size: int, seq_len: int, steps_run: int,
+              total_steps: int | None = None, n_supervision_eval: int | None = None) -> dict:
+    """The two runs-table numbers of one run: training FLOPs over the steps it ran (its
+    curriculum followed), and test FLOPs per example at the headline N_sup of its
+    evaluation (always at the model's own depth, as trm.train.loop evaluates)."""
     n_sup = n_supervision_eval or spec.eval.n_supervision or spec.model.n_supervision
     return {
-        "train_flops": train_flops(spec.model, vocab_size, seq_len,
-                                   spec.train.global_batch_size, steps),
+        "train_flops": schedule_train_flops(spec, vocab_size, seq_len, steps_run,
+                                            total_steps if total_steps else steps_run),
         "test_flops_per_puzzle": test_flops_per_puzzle(spec.model, vocab_size, seq_len, n_sup),
     }

@@ -163,33 +163,30 @@ def _task_shape(metrics: dict, spec: dict) -> tuple[int, int]:
     return data["vocab_size"], data["seq_len"]
 
 
-def _counted_flops(metrics: dict, spec: dict | None, cache: dict) -> dict:
-    """train_flops (steps actually run x global batch x per-sample step FLOPs) and
-    test_flops_per_puzzle (at the evaluated N_sup), counted from the run's spec by
-    trm.model.flops, so runs recorded before FLOPs existed get them too. NaN when the spec
-    cannot be read or the run has no metrics (nothing ran)."""
+def _counted_flops(metrics: dict, spec: dict | None) -> dict:
+    """train_flops (the steps actually run, each at its curriculum stage's depth, x global
+    batch) and test_flops_per_puzzle (at the evaluated N_sup), counted from the run's spec
+    by trm.model.flops (cached per cell), so runs recorded before FLOPs existed get them
+    too. NaN when the spec cannot be read or the run has no metrics (nothing ran)."""
     out = {k: math.nan for k in FLOP_FIELDS}
     if not metrics or not spec or not isinstance(spec.get("model"), dict):
         return out
     from trm.model import flops
 
     try:
-        model = config.from_dict(config.ModelSpec, spec["model"])
+        run_spec = config.from_dict(config.RunSpec, spec)
         vocab, seq_len = _task_shape(metrics, spec)
     except (config.SpecError, TypeError, ValueError):
         return out
-    key = (json.dumps(spec["model"], sort_keys=True, default=str), vocab, seq_len)
-    if key not in cache:  # the seeds of a cell share one count
-        cache[key] = flops.cell_flops(model, vocab, seq_len)
-    per_sample_step, per_test_step = cache[key]
     steps = metrics.get("steps")
-    batch = (spec.get("train") or {}).get("global_batch_size")
-    if steps is not None and batch:
-        out["train_flops"] = float(per_sample_step * int(batch) * int(steps))
+    if steps is not None:
+        out["train_flops"] = float(flops.schedule_train_flops(
+            run_spec, vocab, seq_len, int(steps), int(metrics.get("total_steps") or steps)))
     _, eval_n = _supervision_steps(spec)
     n_sup = metrics.get("n_supervision_eval") or eval_n
-    if n_sup is not None and not _is_missing(n_sup):
-        out["test_flops_per_puzzle"] = float(per_test_step * int(n_sup))
+    if not _is_missing(n_sup):
+        out["test_flops_per_puzzle"] = float(
+            flops.test_flops_per_puzzle(run_spec.model, vocab, seq_len, int(n_sup)))
     return out
 
 
@@ -227,7 +224,7 @@ def _json(value: Any) -> str:
     return "" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _run_row(row: dict, root: Path, resolved: dict, flop_cache: dict | None = None) -> dict:
+def _run_row(row: dict, root: Path, resolved: dict) -> dict:
     run_dir = root / str(row["run_dir"])
     metrics, note = read_metrics(run_dir)
     out = dict(row)
@@ -268,7 +265,7 @@ def _run_row(row: dict, root: Path, resolved: dict, flop_cache: dict | None = No
         out[field] = math.nan if value is None else value
     if _is_missing(out["effective_depth"]):
         out["effective_depth"] = _depth_from_spec(spec)
-    counted = _counted_flops(metrics, spec, {} if flop_cache is None else flop_cache)
+    counted = _counted_flops(metrics, spec)
     for field in FLOP_FIELDS:
         if _is_missing(out[field]):
             out[field] = counted[field]
@@ -324,8 +321,7 @@ def collect_runs(manifest: pd.DataFrame, root: Path) -> pd.DataFrame:
         manifest[col] = manifest[col].map(lambda v: v if _is_missing(v) else str(v))
     manifest["seed"] = manifest["seed"].map(lambda v: v if _is_missing(v) else int(v))
     resolved: dict = {}
-    flop_cache: dict = {}
-    rows = [_run_row(r, root, resolved, flop_cache) for r in manifest.to_dict("records")]
+    rows = [_run_row(r, root, resolved) for r in manifest.to_dict("records")]
     knobs = knob_columns(manifest)
     lead = (
         BASE_COLUMNS
