@@ -324,6 +324,11 @@ def from_dict(cls: type, data: dict, prefix: str = "", where: str = "") -> Any:
                 f"{where}'{prefix}{name}' must be {_describe(tp)}, got {value!r}"
             )
         kwargs[name] = coerced
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:  # only list items (DepthStage) have fields without a default
+        raise SpecError(f"{where}'{prefix.rstrip('.')}' needs key(s) "
+                        f"{', '.join(prefix + n for n in missing)}")
     return cls(**kwargs)
 
 
@@ -530,7 +535,8 @@ def _check_depth_curriculum(m: ModelSpec, stages: list[DepthStage]) -> None:
     if (last.n_latent_steps, last.n_cycles) != (m.n_latent_steps, m.n_cycles):
         raise bad(f"must end at the model's depth (n_latent_steps {m.n_latent_steps}, n_cycles "
                   f"{m.n_cycles}), so that it is evaluated at the depth it was trained to; ends "
-                  f"at ({last.n_latent_steps}, {last.n_cycles})")
+                  f"at ({last.n_latent_steps}, {last.n_cycles}) (a scale that changes the depth "
+                  f"gives the model its own stages, e.g. under models.<model> in the scale file)")
 
 
 @functools.lru_cache(maxsize=None)
@@ -1014,6 +1020,26 @@ def data_signature(spec: RunSpec) -> str:
     """Datasets are shared by every run whose data section is equal."""
     data = spec.data
     return _hash({name: getattr(data, name) for name in _field_names(type(data))}, 8)
+
+
+def depth_schedule(spec: RunSpec, total_steps: int, steps_run: int | None = None) -> list[dict]:
+    """train.depth_curriculum as optimizer-step ranges, for the loop and for compute
+    accounting: [{start_step, end_step, n_latent_steps, n_cycles}], step indices 0-based and
+    end-exclusive; a stage ends after round(until_fraction * total_steps) steps (a stage can
+    be empty in a very short run). No curriculum: one stage at the model's depth.
+    `steps_run` (a diverged or unfinished run) clips the ranges to the steps actually taken."""
+    m = spec.model
+    stages = spec.train.depth_curriculum or [DepthStage(1.0, m.n_latent_steps, m.n_cycles)]
+    out, start = [], 0
+    for st in stages:
+        end = total_steps if st.until_fraction == 1.0 else round(st.until_fraction * total_steps)
+        end = max(start, min(end, total_steps))
+        if steps_run is not None:
+            end = min(end, max(start, steps_run))
+        out.append({"start_step": start, "end_step": end, "n_latent_steps": st.n_latent_steps,
+                    "n_cycles": st.n_cycles})
+        start = end
+    return out
 
 
 def effective_depth(m: ModelSpec) -> int:

@@ -34,7 +34,7 @@ from trm import config as C
 from trm.data import identity as data_identity
 from trm.data.dataset import PuzzleSplit, load_split
 from trm.files import atomic_save_npz, clean_temp_files
-from trm.model import build_model
+from trm.model import build_model, grad_call_count
 from trm.train import checkpoint as ckpt
 from trm.train import distributed
 from trm.train import losses
@@ -221,6 +221,8 @@ class Trainer:
         if t.compile:
             compile_networks(self.model)
         self.total_steps = total_steps(spec, self.train_split)
+        # train.depth_curriculum as step ranges (one stage at the model's depth without one).
+        self.depth_stages = C.depth_schedule(spec, self.total_steps)
         self.optim = Optimizers(self.model, spec.optim, self.total_steps)
         self.ema = EMA(self.model, t.ema_rate) if t.ema else None
         # The global sampler on every rank (identical state); each rank keeps its slice.
@@ -271,9 +273,60 @@ class Trainer:
             c.halted,
         )
 
+    # ---------------------------------------------------------------- depth schedule
+    def depth_at(self, step: int) -> tuple[int, int]:
+        """(n, T) of the optimizer step that starts after `step` completed steps."""
+        for stage in self.depth_stages:
+            if step < stage["end_step"]:
+                return stage["n_latent_steps"], stage["n_cycles"]
+        m = self.spec.model  # past the budget (evaluation, a re-evaluated finished run)
+        return m.n_latent_steps, m.n_cycles
+
+    def _set_training_depth(self) -> None:
+        """The curriculum's depth for the next step. A pure function of the step counter, so a
+        resumed run (the counter comes from its checkpoint) continues at the right stage."""
+        if self.spec.model.arch != "recursive":
+            return
+        n, T = self.depth_at(self.step)
+        if (self.model.n_latent_steps, self.model.n_cycles) != (n, T):
+            self.model.set_depth(n, T)
+
+    def training_call_counts(self, steps_run: int | None = None) -> dict:
+        """Network calls per optimizer step averaged over the schedule, weighted by the steps
+        taken in each stage (the first `steps_run`, default the steps done so far): what
+        compute accounting must use when a depth curriculum runs, since model.call_counts()
+        gives the depth the model is at now, the final one. Without a curriculum this is
+        model.call_counts() at the model's depth."""
+        m = self.spec.model
+        steps_run = self.step if steps_run is None else steps_run
+        stages = C.depth_schedule(self.spec, self.total_steps, steps_run)
+        taken = sum(st["end_step"] - st["start_step"] for st in stages)
+        if m.arch != "recursive" or taken == 0:
+            return dict(self.model.call_counts())
+        fwd = grad = 0
+        for st in stages:
+            k = st["end_step"] - st["start_step"]
+            n, T = st["n_latent_steps"], st["n_cycles"]
+            fwd += k * T * (n + 1)
+            grad += k * grad_call_count(m, n, T)
+        return {"forward_calls_per_step": fwd / taken, "grad_calls_per_step": grad / taken}
+
+    def depth_schedule_record(self) -> dict:
+        """train.depth_curriculum as run_info.json shows it: each stage's step range, depth and
+        calls per step, and the whole schedule's mean calls per step."""
+        m = self.spec.model
+        stages = [dict(st, forward_calls_per_step=st["n_cycles"] * (st["n_latent_steps"] + 1),
+                       grad_calls_per_step=grad_call_count(m, st["n_latent_steps"], st["n_cycles"]))
+                  for st in self.depth_stages]
+        mean = self.training_call_counts(steps_run=self.total_steps)
+        return {"stages": stages,
+                "mean_forward_calls_per_step": mean["forward_calls_per_step"],
+                "mean_grad_calls_per_step": mean["grad_calls_per_step"]}
+
     # ---------------------------------------------------------------- one step
     def train_step(self) -> dict:
         m, t = self.spec.model, self.spec.train
+        self._set_training_depth()
         c = self._refill(self.carry)
         B = self.global_batch
         with autocast(self.device, self.bf16):
@@ -321,7 +374,7 @@ class Trainer:
         # Per-slot statistics of the whole global batch (identical on every rank).
         per_slot = self.comm.all_gather_cat(torch.stack([halted.long(), seq_correct.long(), steps], 1))
         done, correct, seg = per_slot[:, 0].bool(), per_slot[:, 1].bool(), per_slot[:, 2]
-        return {
+        rec = {
             "step": self.step,
             "loss": float(sums[0]),
             "lm_loss": float(sums[1]) / B,
@@ -331,6 +384,9 @@ class Trainer:
             "train_exact": float(correct[done].float().mean()) if done.any() else None,
             "mean_segments": float(seg[done].float().mean()) if done.any() else None,
         }
+        if t.depth_curriculum:  # only then: logs of runs without one keep their exact bytes
+            rec["n_latent_steps"], rec["n_cycles"] = self.model.n_latent_steps, self.model.n_cycles
+        return rec
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -378,6 +434,7 @@ class Trainer:
         torch.set_rng_state(s["torch_rng"])
         self.explore.set_state(s["explore_rng"])
         self.train_time = float(s["train_time"])
+        self._set_training_depth()  # mid-curriculum: the stage of the restored step
         if self.arc_votes is not None and s.get("arc_votes") is not None:
             from trm.train.arc_eval import VoteTable
 
@@ -396,11 +453,21 @@ class Trainer:
         ev = self.spec.eval
         n_steps = max(self.eval_ks)
         ctx = self.ema.applied(self.model) if self.ema else _nullcontext()
-        with ctx:
-            out = evaluate(self.model, self.test_split, n_steps, ev.batch_size, self.device,
-                           indices=self.periodic_indices if periodic else None,
-                           scorers=self.scorers(), comm=self.comm, bf16=self.bf16,
-                           halting_at=self.n_sup_eval)
+        # Always at the model's own depth: a periodic evaluation mid-curriculum measures the
+        # model that is being trained, not the stage's shallower recursion.
+        m = self.spec.model
+        training_depth = (self.model.n_latent_steps, self.model.n_cycles)
+        if m.arch == "recursive":
+            self.model.set_depth(m.n_latent_steps, m.n_cycles)
+        try:
+            with ctx:
+                out = evaluate(self.model, self.test_split, n_steps, ev.batch_size, self.device,
+                               indices=self.periodic_indices if periodic else None,
+                               scorers=self.scorers(), comm=self.comm, bf16=self.bf16,
+                               halting_at=self.n_sup_eval)
+        finally:
+            if m.arch == "recursive":
+                self.model.set_depth(*training_depth)
         arc = out["scorers"].get("arc")
         if arc is not None:
             from trm.train.arc_eval import score
@@ -459,6 +526,8 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
     if main:  # only now: a refused dataset or checkpoint leaves the run directory as it was
         C.dump_spec(spec, run_dir / "spec.yaml")
     info = provenance.run_info(spec, trainer, resumed_from) if main else {}
+    if main and spec.train.depth_curriculum:
+        info["depth_curriculum"] = trainer.depth_schedule_record()
     log_path = run_dir / "train.jsonl"
     if main:
         ckpt.atomic_write_json(run_dir / "run_info.json", info)
