@@ -164,3 +164,20 @@ def test_params_with_and_without_the_puzzle_table(example, tmp_path):
     # No spec anywhere (no metrics spec, no spec.yaml, no such configs): call equivalents.
     assert one["spec_json"] == "" and math.isnan(one["train_flops"])
     assert one["compute_unit"] == "call_equivalents" and one["compute"] == (6 + 2 * 2) * 10
+
+
+def test_matched_compute_notes_name_the_cells_of_equal_compute():
+    from trm.results.figures import matched_compute_notes
+
+    rows = pd.DataFrame([
+        {"status": "ok", "task": "sudoku", "model": "trm", "sig": "a", "model.n_cycles": 3, "compute": 1.0e9},
+        {"status": "ok", "task": "sudoku", "model": "trm", "sig": "a", "model.n_cycles": 3, "compute": 1.0e9},
+        {"status": "ok", "task": "sudoku", "model": "hrm", "sig": "b", "model.n_cycles": 2, "compute": 1.004e9},
+        {"status": "ok", "task": "sudoku", "model": "trm", "sig": "c", "model.n_cycles": 6, "compute": 2.0e9},
+        {"status": "failed", "task": "sudoku", "model": "trm", "sig": "d", "model.n_cycles": 9, "compute": 2.0e9},
+        {"status": "ok", "task": "maze", "model": "trm", "sig": "e", "model.n_cycles": 3, "compute": 2.0e9},
+    ])
+    notes = matched_compute_notes(rows, "compute", "training compute", "task")
+    assert len(notes) == 1  # a ~ b within 1%; c alone (d failed; e is another task)
+    assert notes[0] == "Matched training compute (sudoku: 1e+09 FLOPs): trm, T=3; hrm, T=2"
+    assert matched_compute_notes(rows, "test_flops_per_puzzle", "test compute", "task") == []

@@ -375,9 +375,10 @@ def plot_view(
     study: dict | None = None,
     x_label: str | None = None,
     join: bool = True,
+    notes: list[str] | None = None,
 ) -> tuple[Path, Path]:
     """Mean ± CI per cell over x, coloured by hue, marker/linestyle by style, one panel per col.
-    join=False draws no lines at all (points and intervals only)."""
+    join=False draws no lines at all (points and intervals only); notes: extra footnote lines."""
     view = validate_view({k: v for k, v in view.items() if k in VIEW_KEYS}, rows)
     knobs = C.varied_knobs(study or {}, rows) if len(rows) else []
     # Blank knobs (the model's own value) are filled from the resolved spec for labels.
@@ -517,7 +518,7 @@ def plot_view(
             {s: marker_map[s] for s in styles if s is not None} if sty else None,
             styles=None if sty else hue_style,
         )
-        P.finish(fig, handles, title, _footnotes(y) + footnotes)
+        P.finish(fig, handles, title, _footnotes(y) + footnotes + list(notes or []))
         return P.save(fig, out_pdf)
 
 
@@ -893,8 +894,9 @@ def plot_learning_curves(
 
 
 def with_common_compute(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """Put every run on one compute unit: FLOPs when every finished run recorded them,
-    otherwise network-call equivalents for all (never a mix on one axis)."""
+    """Put every run on one compute unit: FLOPs when every finished run has them (counted
+    from the spec by trm.results.collect), otherwise network-call equivalents for all (never
+    a mix on one axis)."""
     rows = runs.copy()
     ok = rows[rows["status"] == "ok"]
     if len(ok) and (ok["compute_unit"] == "flops").all():
@@ -903,6 +905,44 @@ def with_common_compute(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     grad = pd.to_numeric(rows["grad_calls_per_step"], errors="coerce")
     rows["compute"] = (fwd + 2.0 * grad) * pd.to_numeric(rows["steps"], errors="coerce")
     return rows, "call_equivalents"
+
+
+# Two cells count as "at matched compute" when their counts agree to this relative tolerance
+# (FLOP counts are exact integers, so equal settings agree exactly; 1% absorbs rounding).
+MATCHED_COMPUTE_RTOL = 0.01
+
+
+def matched_compute_notes(rows: pd.DataFrame, column: str, what: str,
+                          facet: str | None = "task") -> list[str]:
+    """One footnote per group of distinct cells (finished runs) whose `column` (training or
+    test compute) is equal, per facet: the comparisons this figure makes at matched compute.
+    Cells are named by model and the knobs that vary among the rows."""
+    if column not in rows:
+        return []
+    ok = rows[(rows["status"] == "ok") & pd.to_numeric(rows[column], errors="coerce").notna()]
+    if ok.empty:
+        return []
+    knobs = [k for k in sorted(c for c in ok.columns if "." in c and not c.endswith("_json"))
+             if ok[k].dropna().astype(str).nunique() > 1]
+    notes = []
+    facets = ok.groupby(facet, sort=True) if facet and facet in ok else [(None, ok)]
+    for level, part in facets:
+        cells = part.drop_duplicates(subset=[c for c in ("model", "sig") if c in part])
+        values = pd.to_numeric(cells[column], errors="coerce").to_numpy(dtype=float)
+        order = np.argsort(values, kind="stable")
+        group: list[int] = []
+        for i in list(order) + [None]:
+            if i is not None and group and abs(values[i] - values[group[0]]) <= (
+                    MATCHED_COMPUTE_RTOL * values[group[0]]):
+                group.append(i)
+                continue
+            if len(group) > 1:
+                labels = [C.cell_label(cells.iloc[j].to_dict(), knobs) for j in group]
+                where = f"{C.format_value(level)}: " if level is not None else ""
+                notes.append(f"Matched {what} ({where}{values[group[0]]:.3g} FLOPs): "
+                             + "; ".join(labels))
+            group = [] if i is None else [i]
+    return notes
 
 
 def plot_accuracy_vs_compute(
@@ -917,8 +957,17 @@ def plot_accuracy_vs_compute(
 ) -> tuple[Path, Path]:
     rows, unit = with_common_compute(runs)
     view = {"x": "compute", "y": y, "hue": hue, "style": style, "col": col}
+    # Which cells sit at equal training or test compute: the fair comparisons in this figure,
+    # said in words (points of equal x in different colours are easy to miss).
+    notes = []
+    if unit == "flops":
+        notes += matched_compute_notes(rows, "compute", "training compute", col)
+        notes += matched_compute_notes(rows, "test_flops_per_puzzle",
+                                       "test compute per puzzle", col)
+    else:
+        notes.append("Compute in network calls: FLOPs were not available for every finished run.")
     # No lines: the cells of one model here come from different ablations (depth, gradient
     # window, weight sharing...), and two one-factor series of one model drawn in one style
     # would read as a single curve through unrelated cells.
     return plot_view(rows, view, out_pdf, title=title, x_label=P.axis_label("compute", unit),
-                     join=False)
+                     join=False, notes=notes)
