@@ -156,3 +156,77 @@ def test_repository_model_configs_match_their_paper_rows(model, expected, refere
         ]
     )
     assert set(reference_table(runs, reference)["reference_id"]) == expected
+
+
+# ---------------------------------------------------------------- protocol cards
+
+def test_every_published_row_has_a_full_protocol_card(reference):
+    from trm.results.reference import CARD_FIELDS
+
+    cards = {e["id"]: e["card"] for e in reference["entries"]}
+    assert all(set(card) == set(CARD_FIELDS) for card in cards.values())
+    # Spot checks against the notes: TRM scores ARC fractionally, HRM all-or-nothing.
+    assert "fractional" in cards["trm_t5_trm_att_arc1"]["pass_at_k_voting"]
+    assert "binary" in cards["trm_t5_hrm_arc1"]["pass_at_k_voting"]
+    assert cards["trm_t5_trm_att_arc2"]["test_subset"].startswith("120 tasks")
+    assert cards["arcprize_hrm_arc1"]["test_subset"] == "100 tasks"
+    assert cards["trm_t1_trm"]["mixer"].startswith("MLP") and cards["trm_t1_attention"]["mixer"].startswith("self-attention")
+    assert "20k epochs" in cards["trm_t1_hrm"]["steps_or_epochs"]
+    assert cards["hrm_direct_sudoku_full"]["data"] == "real (Sudoku-Extreme, full training set)"
+    # Unknowns say so (the TRM paper's own HRM depth sweep states no training protocol).
+    assert cards["trm_t3_hrm_k3_t3"]["batch"] == "not stated"
+    assert cards["trm_t5_r1_arc1"]["optimizer"].startswith("n/a")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c.update(colour="red"), "unknown field 'colour'"),
+        (lambda c: c.pop("precision"), "missing field 'precision'"),
+        (lambda c: c.update(batch=""), "field 'batch' must be a non-empty"),
+        (lambda c: c.update(augmentations=None), "field 'augmentations' must be a non-empty"),
+    ],
+)
+def test_card_validation_refuses_bad_fields(reference, edit, message):
+    bad = copy.deepcopy(reference)
+    edit(bad["entries"][3]["card"])
+    with pytest.raises(ReferenceError, match=message) as err:
+        validate_reference(bad)
+    assert bad["entries"][3]["id"] in str(err.value)  # names the entry
+    bad = copy.deepcopy(reference)
+    del bad["entries"][0]["card"]
+    with pytest.raises(ReferenceError, match="missing key 'card'"):
+        validate_reference(bad)
+
+
+def test_markdown_prints_a_card_per_published_row_and_per_cell_of_ours(runs, reference, tmp_path):
+    import pandas as pd
+
+    from trm.results.reference import our_card
+
+    md = write_reference_table(runs, tmp_path, reference=reference)["md"].read_text()
+    published = md[md.index("### Published rows"):md.index("### Our cells")]
+    ours = md[md.index("### Our cells"):]
+    assert all(f"| {e['id']} " in published for e in reference["entries"])
+    cells = runs.drop_duplicates(["task", "model", "sig"])
+    assert all(f"({sig})" in ours for sig in cells["sig"])
+    ran = cells[cells["data_kind"] != ""]  # a cell none of whose runs finished has no record
+    assert 0 < len(ran) < len(cells)
+    assert ours.count("SYNTHETIC (generated)") == len(ran)
+    # Our card follows the spec and the runs: batch, precision, steps run, N_sup, test size.
+    group = runs[runs["sig"] == cells["sig"].iloc[0]].copy()
+    spec = json.loads(group["spec_json"].iloc[0])
+    spec["train"].update(global_batch_size=96, precision="bf16")
+    spec["eval"]["extra_n_supervision"] = [8, 16]
+    card = our_card(group, spec)
+    ok = group[group["status"] == "ok"]
+    assert card["batch"] == "96" and card["precision"] == "bf16"
+    assert card["steps_or_epochs"].startswith(f"{int(ok['steps'].iloc[0])} optimizer steps")
+    assert card["n_sup_test"] == "4 (also read at 8, 16)"
+    assert card["test_subset"] == f"{int(ok['n_test'].iloc[0])} examples"
+    assert card["puzzle_embedding"].startswith("yes: 16 prefix")
+    spec["model"]["puzzle_emb_dim"] = 0
+    assert our_card(group, spec)["puzzle_embedding"] == "no"
+    missing = pd.DataFrame([{**group.iloc[0].to_dict(), "status": "missing", "n_test": float("nan"),
+                             "steps": float("nan")}])
+    assert "planned" in our_card(missing, spec)["test_subset"]

@@ -23,7 +23,7 @@ from trm.results import stats
 from trm.results.collect import parse_json_column
 
 REFERENCE_PATH = config.CONFIG_DIR / "paper_reference.yaml"
-TOP_KEYS = {"sources", "datasets", "protocols", "knob_sets", "entries"}
+TOP_KEYS = {"sources", "datasets", "protocols", "knob_sets", "cards", "entries"}
 ENTRY_KEYS = {
     "id",
     "source",
@@ -37,8 +37,26 @@ ENTRY_KEYS = {
     "nfp",
     "params",
     "note",
+    "card",
 }
-REQUIRED_ENTRY_KEYS = {"id", "source", "where", "status", "setting", "metric", "value", "protocol"}
+REQUIRED_ENTRY_KEYS = {"id", "source", "where", "status", "setting", "metric", "value", "protocol",
+                       "card"}
+# A protocol card (issue K): how a number was produced, for published rows (the YAML's
+# `card`, "not stated" where the source is silent) and for our cells (from the run specs).
+CARD_FIELDS = {
+    "task_split": "task and split",
+    "test_subset": "test subset",
+    "mixer": "mixer",
+    "batch": "batch",
+    "optimizer": "optimizer",
+    "precision": "precision",
+    "steps_or_epochs": "steps or epochs",
+    "n_sup_test": "N_sup at test",
+    "pass_at_k_voting": "pass@k and voting",
+    "augmentations": "augmentations",
+    "puzzle_embedding": "puzzle embedding",
+    "data": "data",
+}
 SETTING_KEYS = {"task", "dataset", "model", "knobs"}
 STATUSES = {"paper", "paper_2nd", "secondary", "unverified"}
 TASKS = {"sudoku", "maze", "arc1", "arc2"}
@@ -99,6 +117,7 @@ def validate_reference(data: dict, where: str = "paper_reference.yaml") -> dict:
             )
         if entry["value"] is not None and not isinstance(entry["value"], (int, float)):
             raise ReferenceError(f"{name}: value must be a number (percent) or null")
+        validate_card(entry["card"], f"{name}: card")
         setting = entry["setting"]
         if not isinstance(setting, dict):
             raise ReferenceError(f"{name}: setting must be a mapping")
@@ -119,12 +138,35 @@ def validate_reference(data: dict, where: str = "paper_reference.yaml") -> dict:
     return data
 
 
+def validate_card(card: Any, where: str) -> dict:
+    """Exactly the CARD_FIELDS, each a non-empty text or a number ("not stated" when the
+    source is silent: a blank would hide whether anyone looked)."""
+    if not isinstance(card, dict):
+        raise ReferenceError(f"{where}: expected a mapping of {', '.join(CARD_FIELDS)}")
+    for key in card:
+        if key not in CARD_FIELDS:
+            raise ReferenceError(
+                f"{where}: unknown field '{key}' (valid: {', '.join(CARD_FIELDS)})")
+    for key in CARD_FIELDS:
+        if key not in card:
+            raise ReferenceError(f"{where}: missing field '{key}' (write \"not stated\" if unknown)")
+        value = card[key]
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or str(value).strip() == "":
+            raise ReferenceError(f"{where}: field '{key}' must be a non-empty text or number, got {value!r}")
+    return card
+
+
 def load_reference(path: Path = REFERENCE_PATH) -> dict:
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise ReferenceError(f"{path}: {e}") from e
+    # YAML anchors make entries share one card object; give each its own, so that an edit
+    # to one entry's card (or an error message) concerns that entry only.
+    for entry in (data.get("entries") or []) if isinstance(data, dict) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("card"), dict):
+            entry["card"] = dict(entry["card"])
     return validate_reference(data, str(path))
 
 
@@ -339,6 +381,89 @@ def reference_table(runs: pd.DataFrame, reference: dict | None = None) -> pd.Dat
     return pd.DataFrame(rows, columns=columns)
 
 
+def _first(group: pd.DataFrame, column: str) -> Any:
+    if column not in group:
+        return None
+    values = [v for v in group[column] if not C.is_missing(v) and v != ""]
+    return values[0] if values else None
+
+
+def our_card(group: pd.DataFrame, spec: dict | None) -> dict:
+    """The protocol card of one of our cells, from its resolved spec and its runs' rows."""
+    spec = spec or {}
+    m, d = spec.get("model") or {}, spec.get("data") or {}
+    t, o, ev = spec.get("train") or {}, spec.get("optim") or {}, spec.get("eval") or {}
+    task = d.get("task", "?")
+    ok = group[group["status"] == "ok"] if "status" in group else group
+    n_test = _first(ok, "n_test")
+    mixer = {"mlp": "MLP over the sequence (mlp_t)", "attention": "self-attention"}.get(
+        m.get("mixer"), str(m.get("mixer")))
+    if m.get("mixer") == "attention":
+        mixer += f", positions {m.get('pos_encoding')}"
+    if m.get("arch") and m.get("arch") != "recursive":
+        mixer = f"{m['arch']} ({m.get('direct_layers')} layers), {mixer}"
+    n_sup = _first(ok, "eval_n_supervision") or ev.get("n_supervision") or m.get("n_supervision")
+    extra = ev.get("extra_n_supervision") or []
+    if task in ARC_TASKS:
+        voting = _first(group, "eval_protocol") or "pass@K, votes over augmentations (not recorded)"
+    else:
+        voting = "exact accuracy of one prediction; no voting"
+    emb = (f"yes: {m.get('puzzle_emb_len')} prefix token(s), dim {m.get('puzzle_emb_dim')}; "
+           "table not counted in params") if (m.get("puzzle_emb_dim") or 0) > 0 else "no"
+    kind = _first(group, "data_kind") or "unknown"
+    source = _first(group, "data_source") or d.get("source", "")
+    card = {
+        "task_split": f"{task} {d.get('grid')}x{d.get('grid')}, test split",
+        "test_subset": f"{int(n_test)} examples" if n_test is not None
+        else f"{d.get('n_test')} examples (planned; no finished run)",
+        "mixer": mixer,
+        "batch": str(t.get("global_batch_size")),
+        "optimizer": f"{o.get('name')}; lr {o.get('lr')}, wd {o.get('weight_decay')}",
+        "precision": str(t.get("precision") or _first(group, "precision") or "not recorded"),
+        "steps_or_epochs": _steps_text(t, _first(ok, "steps")),
+        "n_sup_test": (f"{int(float(n_sup))}" if n_sup is not None else "not recorded")
+        + (f" (also read at {', '.join(map(str, extra))})" if extra else ""),
+        "pass_at_k_voting": voting,
+        "augmentations": f"{d.get('n_aug')} per training puzzle",
+        "puzzle_embedding": emb,
+        "data": ("SYNTHETIC (generated)" if kind == "generated" else kind)
+        + (f", {source}" if source else ""),
+    }
+    return validate_card(card, f"our cell {_first(group, 'model')}")
+
+
+def _steps_text(train: dict, steps_run: Any) -> str:
+    """The budget as run: optimizer steps taken (finished runs), and the spec's budget."""
+    planned = (f"{train.get('epochs')} epochs" if (train.get("epochs") or 0) > 0
+               else f"{train.get('steps')} optimizer steps")
+    if steps_run is None:
+        return f"{planned} (planned; no finished run)"
+    ran = f"{int(steps_run)} optimizer steps"
+    return ran if ran == planned else f"{ran} (spec: {planned})"
+
+
+def _card_table(rows: list[tuple[str, dict]], first: str) -> str:
+    frame = pd.DataFrame([{first: name, **{CARD_FIELDS[k]: card[k] for k in CARD_FIELDS}}
+                          for name, card in rows])
+    return frame.to_markdown(index=False)
+
+
+def protocol_cards_markdown(runs: pd.DataFrame, reference: dict, entry_ids=None) -> str:
+    """'## Protocol cards': one card (table row) per published entry (all, or entry_ids),
+    then one per cell of ours, so every printed number says how it was produced."""
+    entries = [e for e in reference["entries"] if entry_ids is None or e["id"] in entry_ids]
+    lines = ["## Protocol cards", "",
+             "How each number was produced (issue K). Published: from the papers, their code "
+             "and README (\"not stated\" where the source is silent). Ours: from the run specs.",
+             "", "### Published rows", "",
+             _card_table([(e["id"], e["card"]) for e in entries], "entry") if entries
+             else "_none_", "", "### Our cells", ""]
+    ours = [(f"{c['id']['task']}/{c['id']['model']} ({c['id']['sig']})", our_card(c["rows"], c["spec"]))
+            for c in _our_cells(runs)]
+    lines += [_card_table(ours, "cell") if ours else "_no runs_", ""]
+    return "\n".join(lines)
+
+
 def _pct(v: Any) -> str:
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"
 
@@ -397,5 +522,6 @@ def write_reference_table(
         ):
             lines.append(f"- **{pid}**: {protocol_text(ref['protocols'][pid])}")
         lines.append("")
+    lines.append(protocol_cards_markdown(runs, ref))
     paths["md"].write_text("\n".join(lines))
     return paths
