@@ -1,0 +1,293 @@
+"""Studies of kind `test_time`: no training, only more compute at test time on runs that
+other (training) studies trained. Planning only (no torch import: the workflow plans with it).
+
+A test-time study file names its sources (which trained runs) and a grid of test-time
+settings; every selected run is evaluated once, in one process, on every setting
+(trm/train/test_time.py), and the results become one table and one figure per source study
+plus a summary figure (trm/results/test_time.py).
+
+    name: test_time
+    kind: test_time
+    description: ...
+    question: ...
+    source:                       # which trained runs; each entry one training study
+      - study: depth_scaling
+        cells: [{model: trm_mlp, task: sudoku}]   # optional: keep cells matching any pattern
+                                                  # (keys: task, model, the study's knobs)
+        seeds: [0, 1]             # optional: a subset of the study's seeds at the scale
+    settings:
+      max_examples: 200           # fixed seeded subsample of the test split (whole groups); 0 = all
+      n_supervision_multipliers: [1, 2, 4, 8]   # x the run's evaluation N_sup, at its (n, T)
+      depths:                     # (n, T) at test, at the run's evaluation N_sup
+        - {n_latent_steps: 1, n_cycles: 1}
+      trajectories: [1, 2, 4, 8]  # K noisy parallel trajectories, picked by the halting head
+      noise_sigma: [0.1]          # std of the Gaussian noise added to the latents every step
+      noise_seed: 0
+      arc_votes: [1, 2]           # ARC only: augmented variants voted per test input
+    scales:                       # per-scale replacement of `source` and/or `settings` keys
+      smoke: {settings: {max_examples: 0}}
+
+Every key is checked at planning (`load`, `plan`), before anything trains: a misspelt key,
+a source study that does not exist or is itself a test-time study, a cell pattern or seed
+that selects nothing, and out-of-range settings are refused with the file's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trm import config as C
+
+KIND = "test_time"
+TOP_KEYS = {"name", "kind", "description", "question", "source", "settings", "scales", "notes"}
+SOURCE_KEYS = {"study", "cells", "seeds"}
+# The settings and their defaults (a study may leave any of them out).
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "max_examples": 200,
+    "n_supervision_multipliers": [1, 2, 4, 8],
+    "depths": [],
+    "trajectories": [1],
+    "noise_sigma": [0.0],
+    "noise_seed": 0,
+    "arc_votes": [],
+}
+CELL_KEYS = {"task", "model"}
+
+
+def _err(path, msg: str) -> C.SpecError:
+    return C.SpecError(f"{path}: {msg}")
+
+
+def study_kind(data: dict) -> str:
+    """'train' (the default) or 'test_time'."""
+    return str(data.get("kind") or "train")
+
+
+def _positive_ints(path, where: str, values: Any, allow_empty: bool = False,
+                   minimum: int = 1) -> list[int]:
+    if not isinstance(values, list) or (not values and not allow_empty):
+        raise _err(path, f"'{where}' must be a {'' if allow_empty else 'non-empty '}list of "
+                   f"integers >= {minimum}, got {values!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise _err(path, f"'{where}' entries must be integers >= {minimum}, got {v!r}")
+    if len(set(values)) != len(values):
+        raise _err(path, f"'{where}' lists a value twice: {values}")
+    return sorted(values)
+
+
+def check_settings(path, settings: Any, where: str = "settings") -> dict:
+    """The settings block with defaults filled in; refuses unknown keys and bad values."""
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, dict):
+        raise _err(path, f"'{where}' must be a mapping, got {settings!r}")
+    for key in settings:
+        if key not in DEFAULT_SETTINGS:
+            raise _err(path, f"unknown key '{where}.{key}' (valid: {', '.join(sorted(DEFAULT_SETTINGS))})")
+    s = {**C.copy_tree(DEFAULT_SETTINGS), **C.copy_tree(settings)}
+    m = s["max_examples"]
+    if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+        raise _err(path, f"'{where}.max_examples' must be an integer >= 0 (0 = the whole test "
+                   f"split), got {m!r}")
+    s["n_supervision_multipliers"] = _positive_ints(path, f"{where}.n_supervision_multipliers",
+                                                    s["n_supervision_multipliers"])
+    s["trajectories"] = _positive_ints(path, f"{where}.trajectories", s["trajectories"])
+    s["arc_votes"] = _positive_ints(path, f"{where}.arc_votes", s["arc_votes"], allow_empty=True)
+    sigmas = s["noise_sigma"]
+    if not isinstance(sigmas, list):
+        sigmas = [sigmas]
+    if not sigmas:
+        raise _err(path, f"'{where}.noise_sigma' must list at least one value")
+    for v in sigmas:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0 or v == float("inf"):
+            raise _err(path, f"'{where}.noise_sigma' entries must be finite numbers >= 0, got {v!r}")
+    if len(set(sigmas)) != len(sigmas):
+        raise _err(path, f"'{where}.noise_sigma' lists a value twice: {sigmas}")
+    s["noise_sigma"] = sorted(float(v) for v in sigmas)
+    seed = s["noise_seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise _err(path, f"'{where}.noise_seed' must be an integer >= 0, got {seed!r}")
+    depths = s["depths"]
+    if not isinstance(depths, list):
+        raise _err(path, f"'{where}.depths' must be a list of {{n_latent_steps, n_cycles}}, got {depths!r}")
+    pairs = []
+    for i, d in enumerate(depths):
+        if not isinstance(d, dict) or set(d) != {"n_latent_steps", "n_cycles"}:
+            raise _err(path, f"'{where}.depths' entry {i} must be {{n_latent_steps: n, n_cycles: T}}, "
+                       f"got {d!r}")
+        for key in ("n_latent_steps", "n_cycles"):
+            v = d[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise _err(path, f"'{where}.depths' entry {i}: {key} must be an integer >= 1, got {v!r}")
+        pairs.append((d["n_latent_steps"], d["n_cycles"]))
+    if len(set(pairs)) != len(pairs):
+        raise _err(path, f"'{where}.depths' lists a depth twice")
+    s["depths"] = [{"n_latent_steps": n, "n_cycles": t} for n, t in sorted(pairs)]
+    return s
+
+
+def _check_source(path, source: Any, where: str = "source") -> list[dict]:
+    if not isinstance(source, list) or not source:
+        raise _err(path, f"'{where}' must be a non-empty list of {{study, cells, seeds}}, got {source!r}")
+    out = []
+    for i, entry in enumerate(source):
+        if not isinstance(entry, dict):
+            raise _err(path, f"'{where}' entry {i} must be a mapping, got {entry!r}")
+        for key in entry:
+            if key not in SOURCE_KEYS:
+                raise _err(path, f"unknown key '{where}[{i}].{key}' (valid: {', '.join(sorted(SOURCE_KEYS))})")
+        study = entry.get("study")
+        if not isinstance(study, str) or not C.SAFE_NAME.match(study):
+            raise _err(path, f"'{where}[{i}].study' must name a study, got {study!r}")
+        cells = entry.get("cells")
+        if cells is not None and (not isinstance(cells, list) or not cells
+                                  or not all(isinstance(c, dict) and c for c in cells)):
+            raise _err(path, f"'{where}[{i}].cells' must be a non-empty list of non-empty mappings, got {cells!r}")
+        seeds = entry.get("seeds")
+        if seeds is not None:
+            seeds = _positive_ints(path, f"{where}[{i}].seeds", seeds, minimum=0)
+        out.append({"study": study, "cells": cells, "seeds": seeds})
+    names = [e["study"] for e in out]
+    if len(set(names)) != len(names):
+        raise _err(path, f"'{where}' names a study twice: {names}")
+    return out
+
+
+def load(path: Path, data: dict | None = None) -> dict:
+    """Read and check a test-time study file (its shape; `plan` checks it against the
+    source studies at a scale)."""
+    path = Path(path)
+    data = C.load_yaml(path) if data is None else data
+    for key in data:
+        if key not in TOP_KEYS:
+            raise _err(path, f"unknown key '{key}' in a test-time study (valid: {', '.join(sorted(TOP_KEYS))})")
+    if data.get("kind") != KIND:
+        raise _err(path, f"'kind' must be '{KIND}', got {data.get('kind')!r}")
+    if data.get("name") != path.stem:
+        raise _err(path, f"'name' must equal the file name '{path.stem}', got {data.get('name')!r}")
+    for key in ("description", "question"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise _err(path, f"'{key}' must be a string")
+    _check_source(path, data.get("source"))
+    check_settings(path, data.get("settings"))
+    scales = set(C.available("scales", path.parent.parent))
+    for section in ("scales", "notes"):
+        block = data.get(section) or {}
+        if not isinstance(block, dict):
+            raise _err(path, f"'{section}' must be a mapping by scale")
+        for scale in block:
+            if scale not in scales:
+                raise _err(path, f"'{section}.{scale}': no scale named '{scale}' "
+                           f"(available: {', '.join(sorted(scales))})")
+    for scale, tweak in (data.get("scales") or {}).items():
+        if tweak is None:
+            continue
+        if not isinstance(tweak, dict):
+            raise _err(path, f"'scales.{scale}' must be a mapping, got {tweak!r}")
+        for key in tweak:
+            if key not in ("source", "settings"):
+                raise _err(path, f"'scales.{scale}.{key}': only 'source' and 'settings' change per scale")
+        if "source" in tweak:
+            _check_source(path, tweak["source"], f"scales.{scale}.source")
+        if "settings" in tweak:
+            # Per-scale settings are merged key by key over the study's own settings.
+            check_settings(path, {**(data.get("settings") or {}), **(tweak["settings"] or {})},
+                           f"scales.{scale}.settings")
+    return {**data, "_path": str(path)}
+
+
+def at_scale(study: dict, scale: str) -> dict:
+    """The study's source and settings at one scale (scales.<scale> applied)."""
+    path = study["_path"]
+    tweak = (study.get("scales") or {}).get(scale) or {}
+    settings = {**(study.get("settings") or {}), **(tweak.get("settings") or {})}
+    return {
+        "source": _check_source(path, tweak.get("source", study.get("source"))),
+        "settings": check_settings(path, settings),
+    }
+
+
+def _matches(cell: dict, pattern: dict) -> bool:
+    return all(cell.get(k) == v for k, v in pattern.items())
+
+
+def plan(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR):
+    """Expand the study at a scale: (resolved study dict, runs to evaluate).
+
+    The runs are the source studies' runs that the cells and seeds select, relabelled with
+    this study's name (so that `studies=<this study>` alone trains them too) and listed once
+    even when two sources share a cell. The resolved dict carries `source_runs`: one entry
+    per (source study, run), the rows the table is built from."""
+    from trm import studies as S
+
+    path = study["_path"]
+    resolved = at_scale(study, scale)
+    paths = S.study_paths(config_dir)
+    runs, source_runs, seen = [], [], set()
+    for i, src in enumerate(resolved["source"]):
+        name = src["study"]
+        if name not in paths:
+            raise _err(path, f"source[{i}]: no study named '{name}' (available: {', '.join(paths)})")
+        data = C.load_yaml(paths[name])
+        if study_kind(data) != "train":
+            raise _err(path, f"source[{i}]: '{name}' is a {study_kind(data)} study; sources must "
+                       "be training studies")
+        source_runs_all = S.expand(S.load_study(paths[name]), scale, config_dir)
+        keep = source_runs_all
+        if src["cells"]:
+            knob_keys = {k for r in source_runs_all for k in r.knobs} | CELL_KEYS
+            for j, pattern in enumerate(src["cells"]):
+                unknown = [k for k in pattern if k not in knob_keys]
+                if unknown:
+                    raise _err(path, f"source[{i}].cells[{j}]: '{unknown[0]}' is not a key that "
+                               f"'{name}' varies (keys: {', '.join(sorted(knob_keys))})")
+                if not any(_matches(_cell_of(r), pattern) for r in source_runs_all):
+                    raise _err(path, f"source[{i}].cells[{j}] {pattern} matches no cell of '{name}' "
+                               f"at scale {scale}")
+            keep = [r for r in keep if any(_matches(_cell_of(r), p) for p in src["cells"])]
+        if src["seeds"] is not None:
+            have = sorted({r.seed for r in source_runs_all})
+            missing = [s for s in src["seeds"] if s not in have]
+            if missing:
+                raise _err(path, f"source[{i}].seeds: '{name}' has no seed {missing[0]} at scale "
+                           f"{scale} (its seeds: {have})")
+            keep = [r for r in keep if r.seed in src["seeds"]]
+        for r in keep:
+            source_runs.append({"source_study": name, "task": r.task, "model": r.model,
+                                "sig": r.sig, "seed": r.seed, "run_dir": r.run_dir,
+                                "knobs": dict(r.knobs)})
+            if r.run_dir in seen:
+                continue
+            seen.add(r.run_dir)
+            run = S.Run(study["name"], r.task, r.model, r.seed, r.spec, dict(r.knobs))
+            run.sig, run.data_sig = r.sig, r.data_sig  # computed already; the spec is the same
+            runs.append(run)
+    out = {k: v for k, v in study.items() if k != "scales"}
+    out.update(resolved)
+    out["source_runs"] = source_runs
+    # What the generic study tooling reads from every study (trm.results.tables): the tasks.
+    out["tasks"] = sorted({r.task for r in runs})
+    out.setdefault("figure", {})
+    return out, runs
+
+
+def _cell_of(run) -> dict:
+    return {"task": run.task, "model": run.model, **run.knobs}
+
+
+def result_path(run_dir: str, study_name: str) -> str:
+    """Where one run's results of one test-time study go: inside the run directory, one file
+    per test-time study (two studies with different grids never overwrite each other)."""
+    return f"{run_dir}/test_time/{study_name}.json"
+
+
+def figure_path(study_name: str, source_study: str) -> str:
+    return f"results/figures/{study_name}/{source_study}.pdf"
+
+
+def targets(study: dict) -> list[str]:
+    """The files the default target needs beyond results/tables/<name>.csv and
+    results/figures/<name>.pdf (the summary figure): one figure per source study."""
+    return [figure_path(study["name"], s["study"]) for s in study["source"]]
