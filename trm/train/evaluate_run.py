@@ -39,7 +39,9 @@ from trm.train.loop import compile_networks, configure_backends, eval_record_at,
 OUTPUT = "test_time_depth.json"
 
 
-def _data_dir(run_dir: Path, spec: C.RunSpec, data_dir) -> Path:
+def find_data_dir(run_dir: Path, spec: C.RunSpec, data_dir) -> Path:
+    """The run's dataset: `data_dir` when given, else the one run_info.json recorded, else
+    the default location of the spec's data (also used by trm.train.test_time)."""
     if data_dir is not None:
         return Path(data_dir)
     info = run_dir / "run_info.json"
@@ -56,7 +58,9 @@ def _data_dir(run_dir: Path, spec: C.RunSpec, data_dir) -> Path:
                             f"{fallback}); pass data_dir=")
 
 
-def _load_weights(model: torch.nn.Module, state: dict, use_ema: bool) -> None:
+def load_weights(model: torch.nn.Module, state: dict, use_ema: bool) -> None:
+    """The checkpoint's weights into `model`; with use_ema its EMA shadow (what the run's
+    own final evaluation used)."""
     model.load_state_dict(state["model"])
     if use_ema:
         shadow = state["ema"]["shadow"]
@@ -76,7 +80,7 @@ def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), *, d
     # The weights must be this run's (its spec.yaml), not a checkpoint copied from another.
     ckpt.check_identity(state, {"sig": C.signature(spec), "seed": spec.train.seed},
                         run_dir / "checkpoints" / ckpt.LATEST)
-    data_dir = _data_dir(run_dir, spec, data_dir)
+    data_dir = find_data_dir(run_dir, spec, data_dir)
     # The same identity checks as training: arrays match their content hash, built for this
     # run's data spec (an external dataset passes; its hash was recorded at training).
     from trm.data import identity
@@ -110,7 +114,7 @@ def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), *, d
             model = build_model(mspec, vocab_size=int(meta["vocab_size"]), seq_len=int(meta["seq_len"]),
                                 num_puzzle_ids=int(meta.get("num_puzzle_identifiers", 1))).to(dev)
             try:
-                _load_weights(model, state, use_ema)
+                load_weights(model, state, use_ema)
             except RuntimeError as e:  # parameters/buffers that depend on T or n
                 grid += [base | {"n_supervision": k, "error": str(e).splitlines()[0]} for k in ks]
                 continue
