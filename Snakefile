@@ -37,6 +37,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/results.smk"
+include: "workflow/rules/test_time.smk"
 
 
 localrules:
@@ -48,6 +49,9 @@ localrules:
     runs_table,
     paper_reference,
     summary_figures,
+    test_time_tables,
+    test_time_figures,
+    test_time_source_figure,
 
 
 onstart:
@@ -61,3 +65,4 @@ rule all:
     default_target: True
     input:
         all_targets(),
+        test_time_targets(),

@@ -122,3 +122,22 @@ def summary_figures(manifest_rows: list[dict], scale: str, outputs: dict) -> Non
     plot_test_time_depth(runs, Path(outputs["test_time_depth"]))
     plot_learning_curves(runs, Path(outputs["learning_curves"]), root=Path("."))
     plot_accuracy_vs_compute(runs, Path(outputs["accuracy_vs_compute"]))
+
+
+def test_time_tables(study: dict, out_dir: Path):
+    """A test-time study's tables (trm/results/test_time.py), from its runs' records."""
+    from trm.results import test_time
+
+    return test_time.write_tables(study, test_time.collect(study), out_dir)
+
+
+def test_time_figure(study: dict, out_pdf: Path, source: str | None = None):
+    """A test-time study's summary figure, or with `source` the figure of one source study."""
+    from trm.results import test_time
+
+    frame = test_time.collect(study)
+    if source is None:
+        return test_time.plot_summary(study, frame, out_pdf)
+    if source not in {s["study"] for s in study["source"]}:
+        raise ValueError(f"{study['name']}: '{source}' is not one of its source studies")
+    return test_time.plot_source(study, frame, source, out_pdf)
