@@ -260,9 +260,10 @@ def _draw_series(ax, g: pd.DataFrame, column: str, style, label, linestyle=None,
                 markersize=4, label=label)
 
 
-def _log2_axis(ax, xs) -> None:
+def _log2_axis(ax, xs, sweep: str) -> None:
+    """Multipliers, K and votes double: a log2 axis. Depth (calls per step) stays linear."""
     xs = sorted({float(x) for x in xs if np.isfinite(x)})
-    if len(xs) > 1 and xs[0] > 0 and xs[-1] / xs[0] >= 4:
+    if sweep != "depth" and len(xs) > 1 and xs[0] > 0 and xs[-1] / xs[0] >= 4:
         ax.set_xscale("log", base=2)
     ax.set_xticks(xs, [f"{x:g}" for x in xs])
     ax.minorticks_off()
@@ -305,7 +306,7 @@ def plot_source(study: dict, frame: pd.DataFrame, source: str, out_pdf: Path):
                 if not (g["status"] == "ok").any():
                     ax.text(0.5, 0.5, "no finished runs", transform=ax.transAxes, ha="center",
                             fontsize=8, color="0.4")
-                _log2_axis(ax, g["x"])
+                _log2_axis(ax, g["x"], sweep)
                 ax.set_title(f"{task}: {SWEEP_TITLES[sweep]}" if i == 0 else task, fontsize=8)
                 ax.set_ylabel("pass@2 (%)" if sweep == "arc_votes" else "Exact accuracy (%)")
         if not tasks:
@@ -344,8 +345,9 @@ def plot_summary(study: dict, frame: pd.DataFrame, out_pdf: Path):
                 else:
                     _draw_series(ax, gt, "gain_pp", styles[task], task, None, 1.0)
             ax.axhline(0.0, color="0.5", linewidth=0.8)
-            _log2_axis(ax, g["x"])
-            ax.set_title(SWEEP_TITLES[sweep], fontsize=8)
+            _log2_axis(ax, g["x"], sweep)
+            # The summary draws no oracle line.
+            ax.set_title(SWEEP_TITLES[sweep].replace(" (dashed: oracle)", ""), fontsize=8)
             ax.set_ylabel("Gain over plain evaluation (pp)")
             if not (g["status"] == "ok").any():
                 ax.text(0.5, 0.5, "no finished runs", transform=ax.transAxes, ha="center", fontsize=8)
