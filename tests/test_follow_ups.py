@@ -226,6 +226,14 @@ def test_training_follows_the_schedule_and_evaluates_at_the_model_depth(tmp_path
     assert depths == [(1, 1, 2)] * 20 + [(2, 1, 3)] * 20  # T(n+1) network calls per step
     assert trainer.training_call_counts() == {"forward_calls_per_step": 2.5,
                                               "grad_calls_per_step": 2.5}
+    assert trainer.training_call_counts(steps_run=20) == {"forward_calls_per_step": 2.0,
+                                                          "grad_calls_per_step": 2.0}
+    plain = loop.Trainer(C.resolve("trm_cgar", "sudoku", "smoke", {"train.depth_curriculum": []}),
+                         tmp_path / "p", smoke_data)
+    counts = plain.training_call_counts(steps_run=40)
+    assert counts == plain.model.call_counts() == {"forward_calls_per_step": 3,
+                                                   "grad_calls_per_step": 3}
+    assert all(type(v) is int for v in counts.values())
     # Evaluation runs at the model's depth even in the middle of the curriculum.
     trainer.step = 5
     trainer._set_training_depth()

@@ -301,7 +301,9 @@ class Trainer:
         steps_run = self.step if steps_run is None else steps_run
         stages = C.depth_schedule(self.spec, self.total_steps, steps_run)
         taken = sum(st["end_step"] - st["start_step"] for st in stages)
-        if m.arch != "recursive" or taken == 0:
+        if not self.spec.train.depth_curriculum or taken == 0:
+            # The model's own depth, as the integers model.call_counts() gives (so records of
+            # runs without a curriculum keep their bytes if they switch to this method).
             return dict(self.model.call_counts())
         fwd = grad = 0
         for st in stages:
