@@ -88,7 +88,7 @@ def test_standard_figures_render(example, tmp_path, texts):
     assert "Total effective depth = T·(n+1)·layers·K (K supervision steps)" in joined
     assert "trained N_sup" in joined
     assert "diverged" in joined  # the diverged learning curve ends in a labelled x
-    assert "= steps × (forward + 2 × with gradient)" in joined
+    assert "Training compute (FLOPs)" in joined  # counted from shapes (trm/model/flops.py)
 
 
 def test_figure_kind_title_and_spec_key_axes(example, tmp_path, texts):

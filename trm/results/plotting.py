@@ -46,8 +46,10 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 MODEL_COLOURS = [
     "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494",
     "#ece133", "#56b4e9", "#000000", "#6b3fa0", "#7a8c00", "#8b0000", "#1b4f72", "#b8860b",
+    "#e7298a", "#2ca25f", "#8c6d31", "#525252",
 ]
-MODEL_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h", "d", "H", "8", "1"]
+MODEL_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h", "d", "H", "8", "1",
+                 "2", "3", "4", "+"]
 # Models not in configs/models (e.g. constructed examples), by their rank among such names.
 EXTRA_COLOURS = ["#3d3d3d", "#44aa99", "#882255", "#999933", "#117733", "#aa4499"]
 EXTRA_MARKERS = ["o", "s", "^", "D", "v", "P"]

@@ -616,7 +616,7 @@ def eval_record_at(ev: dict, k: int) -> dict:
 
 def _metrics(spec: C.RunSpec, trainer: Trainer, status: str, diverged_at, error) -> dict:
     counts = trainer.model.param_counts()
-    calls = trainer.model.call_counts()
+    calls = trainer.training_call_counts()
     out = {
         "status": status,
         "task": spec.data.task,
