@@ -65,4 +65,4 @@ rule all:
     default_target: True
     input:
         all_targets(),
-        test_time_targets(),
+        TEST_TIME_TARGETS,

@@ -287,6 +287,21 @@ def figure_path(study_name: str, source_study: str) -> str:
     return f"results/figures/{study_name}/{source_study}.pdf"
 
 
+def selected(studies: dict) -> dict:
+    """The test-time studies among the workflow's selected studies."""
+    return {name: s for name, s in studies.items() if s.get("kind") == KIND}
+
+
+def records(study: dict) -> list[str]:
+    """The record of every run the study names, once (two sources may share a run)."""
+    dirs = dict.fromkeys(e["run_dir"] for e in study["source_runs"])
+    return [result_path(d, study["name"]) for d in dirs]
+
+
+def all_targets(studies: dict) -> list[str]:
+    return [p for study in studies.values() for p in targets(study)]
+
+
 def targets(study: dict) -> list[str]:
     """The files the default target needs beyond results/tables/<name>.csv and
     results/figures/<name>.pdf (the summary figure): one figure per source study."""

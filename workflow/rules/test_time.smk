@@ -5,32 +5,11 @@
 # ruleorder below gives them to these rules, for test-time study names only.
 from trm import test_time_study as TRM_TEST_TIME
 
-TEST_TIME_STUDIES = {
-    name: study
-    for name, study in STUDIES.items()
-    if study.get("kind") == TRM_TEST_TIME.KIND
-}
+TEST_TIME_STUDIES = TRM_TEST_TIME.selected(STUDIES)
 # A wildcard pattern of the test-time study names ("(?!)" matches nothing when none is selected).
 TEST_TIME_NAMES = "|".join(TEST_TIME_STUDIES) or "(?!)"
-
-
-def test_time_records(wildcards):
-    """Every run the study names, once (two sources may share a run)."""
-    dirs = dict.fromkeys(
-        e["run_dir"] for e in TEST_TIME_STUDIES[wildcards.study]["source_runs"]
-    )
-    return [TRM_TEST_TIME.result_path(d, wildcards.study) for d in dirs]
-
-
-def test_time_targets():
-    """What `rule all` needs beyond all_targets(): one figure per source study."""
-    return [
-        p for study in TEST_TIME_STUDIES.values() for p in TRM_TEST_TIME.targets(study)
-    ]
-
-
-def test_time_study_json(wildcards):
-    return json.dumps(TEST_TIME_STUDIES[wildcards.study], sort_keys=True, default=str)
+# What `rule all` needs beyond all_targets(): one figure per source study.
+TEST_TIME_TARGETS = TRM_TEST_TIME.all_targets(TEST_TIME_STUDIES)
 
 
 ruleorder: test_time_tables > study_tables
@@ -63,7 +42,7 @@ rule test_time_eval:
 
 rule test_time_tables:
     input:
-        test_time_records,
+        lambda wc: TRM_TEST_TIME.records(TEST_TIME_STUDIES[wc.study]),
     output:
         csv=report(
             "results/tables/{study}.csv",
@@ -78,7 +57,9 @@ rule test_time_tables:
     wildcard_constraints:
         study=TEST_TIME_NAMES,
     params:
-        study=test_time_study_json,
+        study=lambda wc: json.dumps(
+            TEST_TIME_STUDIES[wc.study], sort_keys=True, default=str
+        ),
     run:
         from trm.results.pipeline import test_time_tables
 
@@ -87,7 +68,7 @@ rule test_time_tables:
 
 rule test_time_figures:
     input:
-        test_time_records,
+        lambda wc: TRM_TEST_TIME.records(TEST_TIME_STUDIES[wc.study]),
     output:
         report(
             "results/figures/{study}.pdf",
@@ -101,7 +82,9 @@ rule test_time_figures:
     wildcard_constraints:
         study=TEST_TIME_NAMES,
     params:
-        study=test_time_study_json,
+        study=lambda wc: json.dumps(
+            TEST_TIME_STUDIES[wc.study], sort_keys=True, default=str
+        ),
     run:
         from trm.results.pipeline import test_time_figure
 
@@ -110,7 +93,7 @@ rule test_time_figures:
 
 rule test_time_source_figure:
     input:
-        test_time_records,
+        lambda wc: TRM_TEST_TIME.records(TEST_TIME_STUDIES[wc.study]),
     output:
         report(
             "results/figures/{study}/{source}.pdf",
@@ -124,7 +107,9 @@ rule test_time_source_figure:
     wildcard_constraints:
         study=TEST_TIME_NAMES,
     params:
-        study=test_time_study_json,
+        study=lambda wc: json.dumps(
+            TEST_TIME_STUDIES[wc.study], sort_keys=True, default=str
+        ),
     run:
         from trm.results.pipeline import test_time_figure
 
