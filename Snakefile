@@ -42,7 +42,7 @@ include: "workflow/rules/test_time.smk"
 
 localrules:
     all,
-    write_spec,
+    study_done,
     study_tables,
     study_figure,
     study_extra_figure,

@@ -89,7 +89,7 @@ class Run:
 
     @functools.cached_property
     def spec_json(self) -> str:
-        """The resolved spec as JSON (what the workflow's write_spec job validates and writes)."""
+        """The resolved spec as JSON (what the train job validates and writes to spec.yaml)."""
         return json.dumps(C.to_dict(self.spec), sort_keys=True)
 
     @property

@@ -4,6 +4,7 @@ import json
 import os
 
 from trm import config as C
+from trm import retry as TRM_RETRY
 from trm import studies as S
 
 CONFIG_DIR = Path(workflow.basedir) / "configs"
@@ -24,6 +25,9 @@ for _r in RUN_BY_DIR.values():
     if _key not in DATA_SPECS:
         DATA_SPECS[_key] = C.to_dict(_r.spec.data)
 LAUNCHER = str(config["launcher"])
+# What the tables and figures of all runs wait for: every study's study_done file (one
+# input per study instead of one per run and rule; see rule study_done).
+ALL_STUDIES_DONE = [f"results/index/{name}.done" for name in STUDIES]
 # The manifest of every run, as the results rules pass it on (built once, not per rule).
 MANIFEST_JSON = json.dumps(S.manifest_rows(RUNS), sort_keys=True)
 
@@ -36,29 +40,84 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def _planned(fn):
+    """Give an input or params function its signature up front. Snakemake inspects the
+    signature of every such function three times per job while planning (inspect.signature;
+    for the train rule's three functions about 5% of a 5,000-run plan); the attribute it
+    reads first instead is its own hook for this (snakemake.common.overwrite_function_params).
+    Without that hook (another Snakemake) the function is inspected as before."""
+    try:
+        from snakemake.common import overwrite_function_params
+    except ImportError:
+        return fn
+    import inspect
+
+    overwrite_function_params(fn, inspect.signature(fn).parameters)
+    return fn
+
+
+def _run(wildcards):
+    key = f"results/runs/{wildcards.task}/{wildcards.model}/{wildcards.sig}/seed{wildcards.seed}"
+    return RUN_BY_DIR[key]
+
+
 def run_spec(wildcards):
-    key = f"results/runs/{wildcards.task}/{wildcards.model}/{wildcards.sig}/seed{wildcards.seed}"
-    return C.to_dict(RUN_BY_DIR[key].spec)
+    return C.to_dict(_run(wildcards).spec)
 
 
-def run_spec_json(wildcards):
-    """The resolved spec as the write_spec job gets it (built once per run: Snakemake
-    evaluates params more than once per job while planning)."""
-    key = f"results/runs/{wildcards.task}/{wildcards.model}/{wildcards.sig}/seed{wildcards.seed}"
-    return RUN_BY_DIR[key].spec_json
+class SpecParam:
+    """The train rule's `spec` param: the run's resolved spec, as JSON when the job's shell
+    command is formatted (never while planning; str.format calls __format__, then __str__).
+
+    Not a builtin type on purpose: Snakemake records and compares only builtin params
+    (persistence._serialize_param), so the spec is no rerun trigger. Nothing that changes
+    what a run computes can change in it without changing the run's directory: the
+    signature in the path hashes every key of the resolved spec but the seed (in the path
+    too) and the keys that change nothing computed (trm/config.py NON_SEMANTIC, and new keys
+    at their default). So a finished run is never retrained or resubmitted because of its
+    spec; its spec.yaml stays the one it trained with."""
+
+    __slots__ = ("run",)
+
+    def __init__(self, run):
+        self.run = run
+
+    def __str__(self):
+        return self.run.spec_json
+
+    def __repr__(self):
+        return f"<spec of {self.run.run_dir}>"
 
 
+@_planned
+def run_spec_param(wildcards):
+    return SpecParam(_run(wildcards))
+
+
+@_planned
+def run_retry_param(wildcards):
+    # A recorded failure (metrics.json status failed) is retried by the plain command
+    # (trm/retry.py: the id of the last failure in RUN_DIR/failures.log).
+    return TRM_RETRY.retry_param(_run(wildcards).run_dir)
+
+
+@_planned
 def run_data_dir(wildcards):
-    key = f"results/runs/{wildcards.task}/{wildcards.model}/{wildcards.sig}/seed{wildcards.seed}"
-    return RUN_BY_DIR[key].data_dir
+    return _run(wildcards).data_dir
 
 
 def study_runs(name):
     return [r for r in RUNS if r.study == name]
 
 
+@_planned
 def study_metrics(wildcards):
     return [f"{r.run_dir}/metrics.json" for r in study_runs(wildcards.study)]
+
+
+def study_done_file(wildcards):
+    """What a study's tables and figures wait for: one file per study (rule study_done)."""
+    return f"results/index/{wildcards.study}.done"
 
 
 def study_manifest(wildcards):

@@ -1,6 +1,6 @@
 rule runs_table:
     input:
-        [f"{d}/metrics.json" for d in RUN_BY_DIR],
+        ALL_STUDIES_DONE,
     output:
         "results/tables/runs.csv",
     log:
@@ -15,7 +15,7 @@ rule runs_table:
 
 rule paper_reference:
     input:
-        [f"{d}/metrics.json" for d in RUN_BY_DIR],
+        ALL_STUDIES_DONE,
     output:
         csv=report(
             "results/tables/paper_reference.csv",
@@ -36,7 +36,7 @@ rule paper_reference:
 
 rule study_tables:
     input:
-        study_metrics,
+        study_done_file,
     output:
         csv=report(
             "results/tables/{study}.csv",
@@ -65,7 +65,7 @@ rule study_tables:
 
 rule study_figure:
     input:
-        study_metrics,
+        study_done_file,
     output:
         report(
             "results/figures/{study}.pdf",
@@ -92,7 +92,7 @@ rule study_figure:
 
 rule summary_figures:
     input:
-        [f"{d}/metrics.json" for d in RUN_BY_DIR],
+        ALL_STUDIES_DONE,
     output:
         test_time_depth=report(
             "results/figures/test_time_depth.pdf",
@@ -124,7 +124,7 @@ rule summary_figures:
 
 rule study_extra_figure:
     input:
-        study_metrics,
+        study_done_file,
     output:
         report(
             "results/figures/{study}/{extra}.pdf",
