@@ -101,6 +101,29 @@ def _err(path: Path, msg: str) -> C.SpecError:
     return C.SpecError(f"{path}: {msg}")
 
 
+def scale_tweaks(path: Path, data: dict) -> dict[str, dict]:
+    """Check a study file's `scales:` and `notes:` (keyed by scale: a misspelt scale would be
+    silently ignored) and return its per-scale tweaks that are set, each a mapping. Shared by
+    training studies and test-time studies (trm/test_time_study.py)."""
+    scales = set(C.available("scales", path.parent.parent))
+    for section in ("scales", "notes"):
+        block = data.get(section) or {}
+        if not isinstance(block, dict):
+            raise _err(path, f"'{section}' must be a mapping by scale")
+        for scale in block:
+            if scale not in scales:
+                raise _err(path, f"'{section}.{scale}': no scale named '{scale}' "
+                           f"(available: {', '.join(sorted(scales))})")
+    tweaks = {}
+    for scale, tweak in (data.get("scales") or {}).items():
+        if tweak is None:
+            continue
+        if not isinstance(tweak, dict):
+            raise _err(path, f"'scales.{scale}' must be a mapping, got {tweak!r}")
+        tweaks[scale] = tweak
+    return tweaks
+
+
 @functools.lru_cache(maxsize=None)
 def _spec_keys() -> frozenset:
     return frozenset(C.flatten(C.to_dict(C.RunSpec())))
@@ -197,18 +220,7 @@ def load_study(path: Path) -> dict:
             raise _err(path, f"'{key}' must be a non-empty list")
     if not data.get("models") and not data.get("include"):
         raise _err(path, "needs 'models' (grid over them) or 'include' cells")
-    # `scales:` and `notes:` are keyed by scale: a misspelt scale would be silently ignored.
-    scales = set(C.available("scales", path.parent.parent))
-    for section in ("scales", "notes"):
-        for scale in data.get(section) or {}:
-            if scale not in scales:
-                raise _err(path, f"'{section}.{scale}': no scale named '{scale}' "
-                           f"(available: {', '.join(sorted(scales))})")
-    for scale, tweak in (data.get("scales") or {}).items():
-        if tweak is None:
-            continue
-        if not isinstance(tweak, dict):
-            raise _err(path, f"'scales.{scale}' must be a mapping, got {tweak!r}")
+    for scale, tweak in scale_tweaks(path, data).items():
         for key in ("name", "scales", "notes"):
             if key in tweak:
                 raise _err(path, f"'scales.{scale}.{key}' cannot be changed per scale")

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from trm import config as C
+from trm.studies import scale_tweaks
 
 KIND = "test_time"
 TOP_KEYS = {"name", "kind", "description", "question", "source", "settings", "scales", "notes"}
@@ -172,20 +173,7 @@ def load(path: Path, data: dict | None = None) -> dict:
             raise _err(path, f"'{key}' must be a string")
     _check_source(path, data.get("source"))
     check_settings(path, data.get("settings"))
-    scales = set(C.available("scales", path.parent.parent))
-    for section in ("scales", "notes"):
-        block = data.get(section) or {}
-        if not isinstance(block, dict):
-            raise _err(path, f"'{section}' must be a mapping by scale")
-        for scale in block:
-            if scale not in scales:
-                raise _err(path, f"'{section}.{scale}': no scale named '{scale}' "
-                           f"(available: {', '.join(sorted(scales))})")
-    for scale, tweak in (data.get("scales") or {}).items():
-        if tweak is None:
-            continue
-        if not isinstance(tweak, dict):
-            raise _err(path, f"'scales.{scale}' must be a mapping, got {tweak!r}")
+    for scale, tweak in scale_tweaks(path, data).items():
         for key in tweak:
             if key not in ("source", "settings"):
                 raise _err(path, f"'scales.{scale}.{key}': only 'source' and 'settings' change per scale")

@@ -316,13 +316,19 @@ def plot_source(study: dict, frame: pd.DataFrame, source: str, out_pdf: Path):
                  + ", ".join(sorted(set(not_ok["status"])))] if len(not_ok) else []
         notes.append("Mean ± sd over seeds; same trained weights, no retraining; "
                      f"{study['settings']['max_examples'] or 'all'} test examples per run.")
-        if handles:
-            fig.legend(list(handles.values()), list(handles.keys()), loc="center left",
-                       bbox_to_anchor=(1.0, 0.5), frameon=False)
-        fig.suptitle(f"{study['name']}: test-time compute on the runs of {source}", fontsize=10)
-        fig.tight_layout()
-        fig.text(0.0, -0.02, "\n".join(notes), fontsize=6.5, va="top", ha="left")
-        return P.save(fig, out_pdf)
+        return _finish(fig, handles, f"{study['name']}: test-time compute on the runs of {source}",
+                       notes, out_pdf)
+
+
+def _finish(fig, handles: dict, title: str, notes: list[str], out_pdf: Path):
+    """Legend to the right, title, footnotes under the axes; save PDF and PNG."""
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="center left",
+                   bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.text(0.0, -0.02, "\n".join(notes), fontsize=6.5, va="top", ha="left")
+    return P.save(fig, out_pdf)
 
 
 def plot_summary(study: dict, frame: pd.DataFrame, out_pdf: Path):
@@ -361,12 +367,5 @@ def plot_summary(study: dict, frame: pd.DataFrame, out_pdf: Path):
         n_all = f["run_dir"].nunique() if not f.empty else 0
         notes = [f"{n_ok} of {n_all} runs evaluated; mean ± sd over runs (cells and seeds) of "
                  "each task; votes: gain over one voted variant."]
-        import matplotlib.pyplot as plt  # noqa: F401 (P.style set the backend)
-
-        if handles:
-            fig.legend(list(handles.values()), list(handles.keys()), loc="center left",
-                       bbox_to_anchor=(1.0, 0.5), frameon=False)
-        fig.suptitle(f"{study['name']}: what test-time compute buys, every source", fontsize=10)
-        fig.tight_layout()
-        fig.text(0.0, -0.02, "\n".join(notes), fontsize=6.5, va="top", ha="left")
-        return P.save(fig, out_pdf)
+        return _finish(fig, handles, f"{study['name']}: what test-time compute buys, every source",
+                       notes, out_pdf)

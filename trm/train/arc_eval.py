@@ -250,20 +250,28 @@ class ArcScorer:
             truths.append(grid_key(invert(grid_lab, tid, perm)))
         return {"augs": augs, "keys": keys, "truths": truths, "side": side, "votes": {}}
 
-    def step(self, ctx, k, preds, q_halt):
-        if k not in self.steps:
-            return
+    @staticmethod
+    def predicted_votes(ctx, preds, q_halt) -> list[tuple[str, str, float]]:
+        """Each example's vote: (its test input's key, its predicted grid mapped back to the
+        original orientation and colours, sigmoid(q_halt) as the confidence)."""
         shapes = crop_shapes(preds)
         side = ctx["side"]
         sig = 1.0 / (1.0 + np.exp(-np.asarray(q_halt, dtype=np.float64)))
-        part: dict = {}  # this batch's votes, summed in example order
+        votes = []
         for i, (task, tid, perm) in enumerate(ctx["augs"]):
             h, w = shapes[i]
             grid = preds[i].reshape(side, side)[:h, :w] - COLOR_OFFSET
-            gkey = grid_key(invert(grid, tid, perm))
-            cell = part.setdefault(ctx["keys"][i], {}).setdefault(gkey, [0, 0.0])
+            votes.append((ctx["keys"][i], grid_key(invert(grid, tid, perm)), float(sig[i])))
+        return votes
+
+    def step(self, ctx, k, preds, q_halt):
+        if k not in self.steps:
+            return
+        part: dict = {}  # this batch's votes, summed in example order
+        for key, gkey, conf in self.predicted_votes(ctx, preds, q_halt):
+            cell = part.setdefault(key, {}).setdefault(gkey, [0, 0.0])
             cell[0] += 1
-            cell[1] += float(sig[i])
+            cell[1] += conf
         ctx["votes"][k] = part
 
     def end(self, ctx):

@@ -70,8 +70,21 @@ def load_weights(model: torch.nn.Module, state: dict, use_ema: bool) -> None:
                     p.copy_(shadow[name])
 
 
-def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), *, data_dir=None,
-                 device=None, batch_size: int | None = None, verbose: bool = True) -> dict:
+@dataclasses.dataclass
+class TrainedRun:
+    """A finished (or checkpointed) run opened for evaluation, with every identity check
+    training makes: its spec, checkpoint state, dataset and test split, and the device."""
+    run_dir: Path
+    spec: C.RunSpec
+    state: dict
+    data_dir: Path
+    test: object  # PuzzleSplit
+    device: torch.device
+
+
+def open_trained_run(run_dir, data_dir=None, device=None) -> TrainedRun:
+    """Load a run's spec and checkpoint and its test split, refusing weights or data that are
+    not this run's; configures the backends (determinism, threads, precision) as training."""
     run_dir = Path(run_dir)
     spec = C.load_spec(run_dir / "spec.yaml")
     state = ckpt.load(run_dir / "checkpoints")
@@ -88,12 +101,21 @@ def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), *, d
     identity.check_spec(data_dir, spec.data)
     identity.verify_content(data_dir)
     test = load_split(data_dir, "test")
-    meta = test.meta
-    m, t = spec.model, spec.train
+    t = spec.train
     dev = torch.device(device) if device is not None else pick_device(t)
     configure_backends(t, dev)
     precision.check_supported(t.precision, dev.type)
     torch.set_num_threads(t.threads)
+    return TrainedRun(run_dir, spec, state, data_dir, test, dev)
+
+
+def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), *, data_dir=None,
+                 device=None, batch_size: int | None = None, verbose: bool = True) -> dict:
+    run = open_trained_run(run_dir, data_dir, device)
+    run_dir, spec, state, data_dir, test, dev = (run.run_dir, run.spec, run.state, run.data_dir,
+                                                 run.test, run.device)
+    meta = test.meta
+    m, t = spec.model, spec.train
     k_trained = spec.eval.n_supervision or m.n_supervision
     ks = sorted({k_trained, *(int(k) for k in n_supervision)})
     ts = sorted({m.n_cycles, *(int(x) for x in n_cycles)})

@@ -142,17 +142,7 @@ class ArcVoteSubsetScorer(ArcScorer):
     def step(self, ctx, k, preds, q_halt):
         if k not in self.steps:
             return
-        from trm.train.arc_eval import COLOR_OFFSET, crop_shapes, grid_key, invert
-
-        shapes = crop_shapes(preds)
-        side = ctx["side"]
-        sig = 1.0 / (1.0 + np.exp(-np.asarray(q_halt, dtype=np.float64)))
-        votes = []
-        for i, (task, tid, perm) in enumerate(ctx["augs"]):
-            h, w = shapes[i]
-            grid = preds[i].reshape(side, side)[:h, :w] - COLOR_OFFSET
-            votes.append((ctx["keys"][i], grid_key(invert(grid, tid, perm)), float(sig[i])))
-        ctx["votes"] = votes
+        ctx["votes"] = self.predicted_votes(ctx, preds, q_halt)
 
     def end(self, ctx):
         return {"votes": ctx["votes"], "truths": list(zip(ctx["keys"], ctx["truths"])),
@@ -205,32 +195,15 @@ def run_test_time(run_dir, settings: dict, *, data_dir=None, device=None,
                   verbose: bool = True) -> dict:
     """All sweeps of `settings` (trm.test_time_study.check_settings) on one trained run.
     Returns the record (status "ok"); raises if the run cannot be evaluated."""
-    from trm.data import identity
-    from trm.data.dataset import load_split
     from trm.model import build_model
-    from trm.train import checkpoint as ckpt
-    from trm.train import precision
-    from trm.train.evaluate_run import find_data_dir, load_weights
-    from trm.train.loop import configure_backends, pick_device
+    from trm.train.evaluate_run import load_weights, open_trained_run
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
-    run_dir = Path(run_dir)
-    spec = C.load_spec(run_dir / "spec.yaml")
-    state = ckpt.load(run_dir / "checkpoints")
-    if state is None:
-        raise FileNotFoundError(f"{run_dir / 'checkpoints'}: no checkpoint to evaluate")
-    ckpt.check_identity(state, {"sig": C.signature(spec), "seed": spec.train.seed},
-                        run_dir / "checkpoints" / ckpt.LATEST)
-    data_dir = find_data_dir(run_dir, spec, data_dir)
-    identity.check_spec(data_dir, spec.data)
-    identity.verify_content(data_dir)
-    test = load_split(data_dir, "test")
+    run = open_trained_run(run_dir, data_dir, device)
+    run_dir, spec, state, data_dir, test, dev = (run.run_dir, run.spec, run.state, run.data_dir,
+                                                 run.test, run.device)
     meta = test.meta
     m, t = spec.model, spec.train
-    dev = torch.device(device) if device is not None else pick_device(t)
-    configure_backends(t, dev)
-    precision.check_supported(t.precision, dev.type)
-    torch.set_num_threads(t.threads)
     bf16 = t.precision == "bf16"
     vocab, seq_len = int(meta["vocab_size"]), int(meta["seq_len"])
     model = build_model(m, vocab_size=vocab, seq_len=seq_len,
