@@ -12,8 +12,8 @@ backward, optimizer step (AdamATan2 at paper scale), gradient release, EMA updat
 model uses EMA. 1 CPU thread. Each (model, batch, precision) runs in a fresh subprocess so
 that the peak RSS (VmHWM, the process's high-water mark) is its own.
 
-Reported per row: median step time over `--steps` timed steps (after one FLOP-counting step
-and one plain warm-up step), matmul FLOPs per step counted from shapes (benchmarks/steplib.py:
+Reported per row: median step time over `--steps` timed steps (after two warm-up steps; the
+FLOPs are counted in one more step after the peak RSS has been read), matmul FLOPs per step counted from shapes (benchmarks/steplib.py:
 2*m*n*k per matmul; backward counted from its own shapes = 2x the forward of each grad-carrying
 matmul, nothing for the no-grad calls), the achieved matmul FLOP/s and its fraction of the
 measured square-matmul throughput of the same dtype, and peak RSS (plus the RSS once the
@@ -76,9 +76,12 @@ def worker(a) -> dict:
         row["params"] = trainer.model.param_counts()["params"]
         row.update(trainer.model.call_counts())
         row["rss_after_build_mib"] = round(rss_mib(), 1)
-        flops = steplib.step_flops(trainer)  # also the first warm-up step
-        steplib.time_steps(trainer, 1)
+        steplib.time_steps(trainer, 2)  # warm-up: the optimizer's state, the allocator's pools
         times = steplib.time_steps(trainer, a.steps)
+        # The high-water mark is read before the FLOP count: FlopCounterMode imports torch's
+        # decomposition and dispatch machinery (tens of MiB) that a training run never loads.
+        peak = rss_mib()
+        flops = steplib.step_flops(trainer)
     med = statistics.median(times)
     # The machine is shared: measure the matmul throughput right here, after the steps, so the
     # fraction compares like with like (the parent's figure is taken at another moment).
@@ -91,7 +94,7 @@ def worker(a) -> dict:
         "times_ms": [round(1000 * t, 1) for t in times],
         "matmul_flops_per_step": flops,
         "achieved_gflops": round(flops / med / 1e9, 2),
-        "peak_rss_mib": round(rss_mib(), 1),
+        "peak_rss_mib": round(peak, 1),
     })
     return row
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
@@ -20,7 +21,7 @@ from trm.train.losses import (
     softmax_cross_entropy,
     stablemax_cross_entropy,
 )
-from trm.train.optim import AdamATan2, PuzzleSignSGD, build_optimizers, lr_at, set_lr
+from trm.train.optim import AdamATan2, AdamW, PuzzleSignSGD, build_optimizers, lr_at, set_lr
 
 torch.set_num_threads(1)
 
@@ -105,6 +106,95 @@ def test_adam_atan2_two_steps_hand_computed():
     assert p.item() == pytest.approx(p2, abs=1e-14)
     st = opt.state[p]
     assert st["step"] == 2 and st["exp_avg"].item() == pytest.approx(m)
+
+
+# --------------------------------------------------------------------------------------
+# AdamW: torch's single-tensor AdamW, bit for bit, and its state_dict layout
+# --------------------------------------------------------------------------------------
+
+
+def _adamw_pair(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(7, 5), (5,), (3, 4, 2)]
+    a = [torch.nn.Parameter(torch.randn(*s, generator=g)) for s in shapes]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    return a, b
+
+
+def _adamw_steps(params, opt, start, stop, lrs):
+    for step in range(start, stop):
+        g = torch.Generator().manual_seed(100 + step)
+        for group in opt.param_groups:
+            group["lr"] = lrs[step]
+        for i, p in enumerate(params):
+            # The middle parameter has no gradient on odd steps: skipped, its state untouched.
+            p.grad = None if (i == 1 and step % 2) else torch.randn(p.shape, generator=g) * 10 ** (i - 1)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+
+LRS = [1e-3, 5e-3, 1e-2, 7e-3, 3e-3, 1e-3, 5e-4, 1e-4]
+
+
+def test_adamw_equals_torch_adamw_bit_for_bit():
+    ours_p, torch_p = _adamw_pair()
+    kw = dict(lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    ours, ref = AdamW(ours_p, **kw), torch.optim.AdamW(torch_p, foreach=False, **kw)
+    _adamw_steps(ours_p, ours, 0, 8, LRS)
+    _adamw_steps(torch_p, ref, 0, 8, LRS)
+    for a, b in zip(ours_p, torch_p, strict=True):
+        assert torch.equal(a, b)
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(ours.state[a][key], ref.state[b][key]), key
+    assert ours.state[ours_p[1]]["step"].item() == 4  # skipped on the 4 odd steps
+
+
+def test_adamw_state_dict_interchanges_with_torch():
+    # A checkpoint written when AdamW was torch's resumes with ours (and the other way
+    # round) and continues to the same bits.
+    kw = dict(lr=1e-3, betas=(0.9, 0.95), weight_decay=0.1)
+    for first, second in ((torch.optim.AdamW, AdamW), (AdamW, torch.optim.AdamW)):
+        params, straight = _adamw_pair()
+        opt = first(params, **kw) if first is AdamW else first(params, foreach=False, **kw)
+        _adamw_steps(params, opt, 0, 4, LRS)
+        saved = copy.deepcopy(opt.state_dict())
+        resumed_params = [torch.nn.Parameter(p.detach().clone()) for p in params]
+        resumed = second(resumed_params, **kw) if second is AdamW else second(resumed_params, foreach=False, **kw)
+        resumed.load_state_dict(saved)
+        _adamw_steps(resumed_params, resumed, 4, 8, LRS)
+        ref = torch.optim.AdamW(straight, foreach=False, **kw)
+        _adamw_steps(straight, ref, 0, 8, LRS)
+        for a, b in zip(resumed_params, straight, strict=True):
+            assert torch.equal(a, b), (first.__module__, second.__module__)
+
+
+def test_optimizer_state_dict_refuses_other_parameters():
+    opt = AdamW([torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(3))])
+    other = AdamW([torch.nn.Parameter(torch.zeros(2))])
+    with pytest.raises(ValueError, match="other parameter groups"):
+        other.load_state_dict(opt.state_dict())
+
+
+def test_a_training_process_never_imports_the_compiler(tmp_path, smoke_data):
+    # torch.optim.Optimizer's constructor imports torch._dynamo (1.2 s and ~70 MiB of RSS per
+    # process, measured); an eager run needs none of it, so our optimizers do without it.
+    import subprocess
+    import sys
+
+    from trm import config as C
+
+    spec = tmp_path / "spec.yaml"
+    C.dump_spec(C.resolve("hrm", "sudoku", "smoke", {"train.steps": 3}), spec)
+    code = ("import sys, runpy; sys.argv = ['trm', 'train', '--spec', sys.argv[1], '--out', sys.argv[2], "
+            "'--data', sys.argv[3]]\n"
+            "try:\n    runpy.run_module('trm', run_name='__main__')\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\n"
+            "print('LOADED', sorted(m for m in ('torch._dynamo', 'torch._inductor') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(spec), str(tmp_path / "run"), str(smoke_data)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "ok"
+    assert "LOADED []" in out.stdout, out.stdout[-500:]
 
 
 # --------------------------------------------------------------------------------------
