@@ -7,7 +7,7 @@
   eval      re-evaluate a finished run           python -m trm eval --run RUN_DIR --n-supervision 8 16
   launch    train through a launcher             python -m trm launch --spec SPEC --out RUN_DIR --launcher inline|local|slurm
   studies   list the runs of the studies         python -m trm studies [--scale S] [NAME ...]
-  plan-seeds  seeds each contrast needs          python -m trm plan-seeds --study S --effect 10 [--scale S]
+  plan-seeds  seeds each contrast needs          python -m trm plan-seeds --study S --effect 10 [--scale S] [--write FILE]
 """
 
 from __future__ import annotations
@@ -110,10 +110,25 @@ def cmd_launch(a) -> int:
                   resources=_overrides(a.resource))
 
 
+def _read_seed_plan(path: str | None) -> dict:
+    """A seed-plan file ({study_seeds: {scale: {study: n}}}); {} if none is named or it
+    does not exist yet."""
+    from trm import config as C
+    from trm.studies import check_seed_plan
+
+    if not path or not Path(path).exists():
+        return {}
+    data = C.load_yaml(Path(path))
+    if not isinstance(data, dict) or set(data) - {"study_seeds"}:
+        raise C.SpecError(f"{path}: a seed plan holds one key, study_seeds, got "
+                          f"{sorted(data) if isinstance(data, dict) else data!r}")
+    return check_seed_plan(data.get("study_seeds"))
+
+
 def cmd_studies(a) -> int:
     from trm.studies import describe, manifest
 
-    _, runs = manifest(a.names or "all", a.scale)
+    _, runs = manifest(a.names or "all", a.scale, seed_plan=_read_seed_plan(a.seed_plan))
     print(describe(runs))
     return 0
 
@@ -128,7 +143,9 @@ def cmd_plan_seeds(a) -> int:
     from trm.results.tables import headline_metric
     from trm.studies import manifest, manifest_rows
 
-    studies, runs = manifest(a.study, a.scale)
+    plan_file = a.write
+    seed_plan = _read_seed_plan(plan_file)
+    studies, runs = manifest(a.study, a.scale, seed_plan=seed_plan)
     study = studies[a.study]
     frame = runs_frame(manifest_rows(runs), a.scale, Path(a.root))
     finished = int((frame["status"] == "ok").sum())
@@ -141,6 +158,32 @@ def cmd_plan_seeds(a) -> int:
     need = pd.to_numeric(plan["seeds_needed"], errors="coerce") if len(plan) else None
     if need is not None and need.notna().all():
         print(format_cost(plan_cost(frame, int(need.max()), a.cores), a.cores))
+    if plan_file:
+        return _write_seed_plan(Path(plan_file), seed_plan, a.scale, a.study, frame, need)
+    return 0
+
+
+def _write_seed_plan(path: Path, seed_plan: dict, scale: str, study: str, frame, need) -> int:
+    """Set the study's seeds per cell in the plan file to what its costliest contrast needs
+    (never fewer than it has), keeping every other entry; written atomically."""
+    import yaml
+
+    from trm.files import atomic_write_text
+
+    if need is None or not len(need):
+        print(f"{path}: not written: {study} has no contrast with finished runs to plan from")
+        return 1
+    if need.isna().any():
+        print(f"{path}: not written: a contrast of {study} needs more than 10000 seeds (or its "
+              f"pilot has fewer than 2 finished seeds per cell); nothing to plan from")
+        return 1
+    have = int(frame.groupby(["task", "model", "sig"])["seed"].nunique().max())
+    n = max(int(need.max()), have)
+    plan = {s: dict(v) for s, v in seed_plan.items()}
+    plan.setdefault(scale, {})[study] = n
+    atomic_write_text(path, yaml.safe_dump({"study_seeds": plan}, sort_keys=True))
+    print(f"wrote {path}: {study} at scale {scale}: {n} seeds per cell; run the new seeds with\n"
+          f"  snakemake --configfile {path}" + (f" --config scale={scale}" if scale != "tiny" else ""))
     return 0
 
 
@@ -205,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("studies", help="list the runs of the selected studies")
     sp.add_argument("--scale", default="tiny")
+    sp.add_argument("--seed-plan", help="a seed-plan file (plan-seeds --write): list the planned seeds too")
     sp.add_argument("names", nargs="*")
     sp.set_defaults(fn=cmd_studies)
 
@@ -216,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--root", default=".", help="repository root holding results/runs")
     sp.add_argument("--cores", type=int, default=2,
                     help="cores (one run each) for the wall-time estimate (default 2)")
+    sp.add_argument("--write", metavar="FILE",
+                    help="seed-plan file to update (read first, so seeds it planned count as pilot "
+                         "runs): the study's seeds per cell for its costliest contrast; then run "
+                         "`snakemake --configfile FILE`")
     sp.set_defaults(fn=cmd_plan_seeds)
     return p
 

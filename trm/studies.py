@@ -263,13 +263,26 @@ def _cells(study: dict) -> list[dict]:
     return cells
 
 
-def expand(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR) -> list[Run]:
-    """All runs of a study at a scale, with specs resolved and validated."""
+def topped_up_seeds(seeds: list[int], n_seeds: int | None) -> list[int]:
+    """The study's seeds, then the smallest unused seeds up to `n_seeds` in all (a seed plan,
+    see `plan-seeds --write`). Never fewer than the study's own: runs are added, not dropped."""
+    seeds = list(seeds)
+    extra, s = [], 0
+    while n_seeds is not None and len(seeds) + len(extra) < n_seeds:
+        if s not in seeds:
+            extra.append(s)
+        s += 1
+    return seeds + extra
+
+
+def expand(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR, n_seeds: int | None = None) -> list[Run]:
+    """All runs of a study at a scale, with specs resolved and validated. `n_seeds` (a seed
+    plan) raises the number of seeds of every cell to at least that."""
     sc = C.load_scale(scale, config_dir)
     tweak = (study.get("scales") or {}).get(scale) or {}
     if tweak:
         study = {**study, **tweak}
-    seeds = study.get("seeds") or sc.get("seeds") or [0]
+    seeds = topped_up_seeds(study.get("seeds") or sc.get("seeds") or [0], n_seeds)
     where = f"{study['_path']}: "
     # Cells override the study's base key by key; both may be dotted or nested.
     base = C.expand_dotted(study.get("base") or {}, where + "base: ")
@@ -317,10 +330,35 @@ def select_studies(selection: Any, config_dir: Path = C.CONFIG_DIR) -> list[str]
     return names
 
 
-def manifest(selection: Any, scale: str, config_dir: Path = C.CONFIG_DIR) -> tuple[dict, list[Run]]:
-    """Load and expand the selected studies; every file is validated before anything runs."""
+def check_seed_plan(plan: Any, config_dir: Path = C.CONFIG_DIR) -> dict:
+    """The workflow's `study_seeds` setting (written by `plan-seeds --write`, read with
+    `snakemake --configfile FILE`): {scale: {study: seeds per cell}}. Returns it checked."""
+    if plan is None:
+        return {}
+    if not isinstance(plan, dict):
+        raise C.SpecError(f"config 'study_seeds': must be a mapping {{scale: {{study: seeds}}}}, got {plan!r}")
+    paths = study_paths(config_dir)
+    for scale, per_study in plan.items():
+        if not isinstance(per_study, dict):
+            raise C.SpecError(f"config 'study_seeds.{scale}': must be a mapping {{study: seeds}}, got {per_study!r}")
+        for name, n in per_study.items():
+            where = f"config 'study_seeds.{scale}.{name}'"
+            if name not in paths:
+                raise C.SpecError(f"{where}: no study named '{name}'; available: {', '.join(paths)}")
+            if "kind" in C.load_yaml(paths[name]):
+                raise C.SpecError(f"{where}: a test-time study trains nothing; plan the seeds of its source studies")
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10_000:
+                raise C.SpecError(f"{where}: seeds per cell must be an integer in [1, 10000], got {n!r}")
+    return plan
+
+
+def manifest(selection: Any, scale: str, config_dir: Path = C.CONFIG_DIR,
+             seed_plan: dict | None = None) -> tuple[dict, list[Run]]:
+    """Load and expand the selected studies; every file is validated before anything runs.
+    `seed_plan` ({scale: {study: n}}, see check_seed_plan) tops studies up to n seeds."""
     studies = {}
     runs = []
+    planned = (check_seed_plan(seed_plan, config_dir).get(scale) or {})
     for name in select_studies(selection, config_dir):
         path = study_paths(config_dir)[name]
         if "kind" in C.load_yaml(path):
@@ -334,7 +372,7 @@ def manifest(selection: Any, scale: str, config_dir: Path = C.CONFIG_DIR) -> tup
             continue
         study = load_study(path)
         studies[name] = study
-        runs.extend(expand(study, scale, config_dir))
+        runs.extend(expand(study, scale, config_dir, planned.get(name)))
     return studies, runs
 
 

@@ -10,7 +10,11 @@ from trm import studies as S
 CONFIG_DIR = Path(workflow.basedir) / "configs"
 SCALE = str(config["scale"])
 try:
-    STUDIES, RUNS = S.manifest(config["studies"], SCALE, CONFIG_DIR)
+    # study_seeds: a seed plan (`python -m trm plan-seeds ... --write FILE`, then
+    # `snakemake --configfile FILE`) tops the planned studies up to more seeds per cell.
+    STUDIES, RUNS = S.manifest(
+        config["studies"], SCALE, CONFIG_DIR, config.get("study_seeds")
+    )
 except C.SpecError as e:
     raise WorkflowError(f"invalid configuration: {e}")
 
