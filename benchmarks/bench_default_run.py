@@ -40,12 +40,16 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="trm-default-run-"))
     clone = work / "trm-bench"
     subprocess.run(["git", "clone", "--quiet", str(repo), str(clone)], check=True)
-    env = dict(os.environ, PYTHONPATH=str(clone))
+    # The jobs' shell commands call `python`: put this interpreter's folder first on PATH, so
+    # a benchmark started as .venv/bin/python without activating the venv measures the same.
+    env = dict(os.environ, PYTHONPATH=str(clone),
+               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     where = subprocess.run([sys.executable, "-c", "import trm; print(trm.__file__)"], cwd=clone,
                            env=env, capture_output=True, text=True).stdout.strip()
     if not where.startswith(str(clone)):
         raise SystemExit(f"the clone's trm is not the one imported ({where}); check the install")
     snakemake = [sys.executable, "-m", "snakemake", *a.snakemake_args]
+    load_before = os.getloadavg()[0]  # before the run: the machine may be shared
     t0 = time.time()
     proc = subprocess.run(snakemake, cwd=clone, env=env, capture_output=True, text=True)
     wall = time.time() - t0
@@ -55,7 +59,7 @@ def main() -> int:
         "wall_s": round(wall, 1), "returncode": proc.returncode, "git_head": head,
         "uncommitted_changes_not_measured": bool(dirty),
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-        "load_before": os.getloadavg()[0], "progress_tail": progress[-3:],
+        "load_before": load_before, "load_after": os.getloadavg()[0], "progress_tail": progress[-3:],
     }
     runs_csv = clone / "results" / "tables" / "runs.csv"
     if runs_csv.exists():
