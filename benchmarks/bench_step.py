@@ -10,7 +10,9 @@ The timed step is the Trainer's own `train_step` (trm/train/loop.py), on generat
 recursion, HRM's second no-grad segment for the Q-learning target, stablemax + halting loss,
 backward, optimizer step (AdamATan2 at paper scale), gradient release, EMA update where the
 model uses EMA. 1 CPU thread. Each (model, batch, precision) runs in a fresh subprocess so
-that the peak RSS (VmHWM, the process's high-water mark) is its own.
+that the peak RSS (VmHWM, the process's high-water mark) is its own, with the C allocator a
+training run would get (`--allocator`, as train.allocator: auto = tcmalloc or jemalloc where
+installed, else the system's; the JSON and every row say which).
 
 Reported per row: median step time over `--steps` timed steps (after two warm-up steps; the
 FLOPs are counted in one more step after the peak RSS has been read), matmul FLOPs per step counted from shapes (benchmarks/steplib.py:
@@ -66,7 +68,10 @@ def worker(a) -> dict:
     from trm.train.precision import PrecisionError
 
     torch.set_num_threads(1)
-    row = {"model": a.worker, "scale": a.scale, "batch": a.batch, "precision": a.precision}
+    from trm.train.allocator import active
+
+    row = {"model": a.worker, "scale": a.scale, "batch": a.batch, "precision": a.precision,
+           "allocator": active()}
     with tempfile.TemporaryDirectory() as run_dir:
         try:
             trainer = steplib.make_trainer(a.worker, a.scale, a.batch, a.precision, Path(a.data),
@@ -107,6 +112,8 @@ def main() -> None:
     p.add_argument("--models", nargs="*", default=["trm_mlp", "trm_att", "hrm"])
     p.add_argument("--precision", nargs="*", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     p.add_argument("--quick", action="store_true", help="tiny scale, batch 8, 2 steps")
+    p.add_argument("--allocator", default="auto", choices=["auto", "system", "tcmalloc", "jemalloc"],
+                   help="the workers' C allocator, as train.allocator (default auto, as a run)")
     p.add_argument("--data-root", default=str(HERE / "results" / "data"))
     p.add_argument("--out", default=str(HERE / "results" / "bench_step.json"))
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -128,6 +135,16 @@ def main() -> None:
     for d, pk in peaks.items():
         print(f"matmul {d}: {pk['flops_per_s'] / 1e9:8.1f} GFLOP/s ({pk['n']}^3, 1 thread)", flush=True)
     data_dir, data_over = steplib.sudoku_data(Path(a.data_root), n_train=max(64, *a.batch))
+    # Each worker starts with the allocator a training run would get (trm/train/allocator.py).
+    from trm.train.allocator import DECIDED, choose
+
+    alloc_name, alloc_path = choose(a.allocator)
+    worker_env = dict(os.environ, **{DECIDED: alloc_name})
+    if alloc_path:
+        worker_env["LD_PRELOAD"] = alloc_path
+    else:
+        worker_env.pop("LD_PRELOAD", None)
+    print(f"allocator: {alloc_name}" + (f" ({alloc_path})" if alloc_path else ""), flush=True)
 
     rows = []
     for batch in a.batch:
@@ -136,7 +153,7 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--worker", m, "--scale", a.scale, "--batch", str(batch),
                        "--precision", prec, "--steps", str(a.steps), "--data", str(data_dir),
                        "--data-over", json.dumps(data_over)]
-                out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
+                out = subprocess.run(cmd, capture_output=True, text=True, env=worker_env)
                 if out.returncode != 0:
                     raise SystemExit(f"worker {m} b{batch} {prec} failed:\n{out.stderr[-3000:]}")
                 r = json.loads(out.stdout.strip().splitlines()[-1])
@@ -165,6 +182,7 @@ def main() -> None:
                     "torch": torch.__version__, "threads": 1,
                     "native_bf16": bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
                                         or getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())},
+        "allocator": {"requested": a.allocator, "used": alloc_name, "library": alloc_path},
         "matmul_peak": peaks,
         "flop_count": "matmul FLOPs from shapes (torch.utils.flop_counter): 2*m*n*k per matmul; "
                       "backward from its own shapes (2x forward for grad-carrying matmuls)",

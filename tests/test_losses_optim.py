@@ -178,6 +178,7 @@ def test_optimizer_state_dict_refuses_other_parameters():
 def test_a_training_process_never_imports_the_compiler(tmp_path, smoke_data):
     # torch.optim.Optimizer's constructor imports torch._dynamo (1.2 s and ~70 MiB of RSS per
     # process, measured); an eager run needs none of it, so our optimizers do without it.
+    import os
     import subprocess
     import sys
 
@@ -190,8 +191,10 @@ def test_a_training_process_never_imports_the_compiler(tmp_path, smoke_data):
             "try:\n    runpy.run_module('trm', run_name='__main__')\nexcept SystemExit as e:\n"
             "    assert not e.code, e.code\n"
             "print('LOADED', sorted(m for m in ('torch._dynamo', 'torch._inductor') if m in sys.modules))")
+    # The allocator's re-exec (trm/train/allocator.py) would replace this wrapper: decided.
+    env = {**os.environ, "TRM_ALLOCATOR_DECIDED": "system"}
     out = subprocess.run([sys.executable, "-c", code, str(spec), str(tmp_path / "run"), str(smoke_data)],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "ok"
     assert "LOADED []" in out.stdout, out.stdout[-500:]

@@ -67,14 +67,27 @@ def cmd_data(a) -> int:
     return 0
 
 
-def cmd_train(a) -> int:
-    from trm.train.loop import run
+def _with_allocator(a, request: str) -> None:
+    """Re-execute this command with train.allocator preloaded (before torch is imported);
+    only for a real command line, never for main() called from Python."""
+    if getattr(a, "from_command_line", False):
+        from trm.train.allocator import AllocatorError, reexec_with
 
+        try:
+            reexec_with(request, a.from_command_line)
+        except AllocatorError as e:
+            raise C.SpecError(str(e)) from e
+
+
+def cmd_train(a) -> int:
     spec = C.load_spec(Path(a.spec))
     if a.overrides:
         merged = C.deep_merge(C.to_dict(spec), C.expand_dotted(_overrides(a.overrides)))
         spec = C.from_dict(C.RunSpec, merged, where="override: ")
         C.check_ranges(spec)
+    _with_allocator(a, spec.train.allocator)
+    from trm.train.loop import run
+
     data_dir = ensure_data(spec, a.data)
     try:
         metrics = run(spec, Path(a.out), data_dir)
@@ -104,6 +117,8 @@ def cmd_eval(a) -> int:
 
 
 def cmd_launch(a) -> int:
+    # The launcher's processes inherit the allocator: inline training runs in this one.
+    _with_allocator(a, C.load_spec(Path(a.spec)).train.allocator)
     from trm.launch import launch
 
     return launch(Path(a.spec), Path(a.out), a.launcher, data_dir=a.data,
@@ -285,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return _reporting_errors(lambda: data_main(raw[2:]))
     args = build_parser().parse_args(argv)
+    # The argv to re-execute with (trm/train/allocator.py), only when run as a program.
+    args.from_command_line = raw if argv is None else None
     return _reporting_errors(lambda: args.fn(args))
 
 

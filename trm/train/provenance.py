@@ -16,6 +16,7 @@ import torch
 
 from trm import config as C
 from trm.slurm import interruption_counts
+from trm.train import allocator
 
 
 def git_state() -> dict:
@@ -77,6 +78,8 @@ def run_info(spec: C.RunSpec, trainer, resumed_from: int) -> dict:
         # Data parallelism: world size, backend, where the ranks came from (torchrun/SLURM).
         "distributed": trainer.comm.describe() if getattr(trainer, "comm", None) else None,
         "precision": spec.train.precision,
+        # The allocator loaded in this process (train.allocator asks; this is what ran).
+        "allocator": {"requested": spec.train.allocator, "active": allocator.active()},
         "speed": {"compile": spec.train.compile, "tf32": spec.train.tf32},
     }
 
