@@ -11,8 +11,8 @@ recursion, HRM's second no-grad segment for the Q-learning target, stablemax + h
 backward, optimizer step (AdamATan2 at paper scale), gradient release, EMA update where the
 model uses EMA. 1 CPU thread. Each (model, batch, precision) runs in a fresh subprocess so
 that the peak RSS (VmHWM, the process's high-water mark) is its own, with the C allocator a
-training run would get (`--allocator`, as train.allocator: auto = tcmalloc or jemalloc where
-installed, else the system's; the JSON and every row say which).
+training run would get (`--allocator`, as train.allocator: auto = tcmalloc where installed,
+else the system's; the JSON and every row say which).
 
 Reported per row: median step time over `--steps` timed steps (after two warm-up steps; the
 FLOPs are counted in one more step after the peak RSS has been read), matmul FLOPs per step counted from shapes (benchmarks/steplib.py:

@@ -24,9 +24,10 @@ def _fake_libs(monkeypatch, tmp_path, names):
     monkeypatch.setattr(A, "_folders", lambda: [tmp_path])
 
 
-def test_choose_auto_prefers_tcmalloc_then_jemalloc_then_system(monkeypatch, tmp_path):
+def test_choose_auto_takes_tcmalloc_else_system(monkeypatch, tmp_path):
     _fake_libs(monkeypatch, tmp_path, ["libjemalloc.so.2"])
-    assert A.choose("auto") == ("jemalloc", str(tmp_path / "libjemalloc.so.2"))
+    assert A.choose("auto") == ("system", None)  # jemalloc only when named (slower here)
+    assert A.choose("jemalloc") == ("jemalloc", str(tmp_path / "libjemalloc.so.2"))
     _fake_libs(monkeypatch, tmp_path, ["libtcmalloc_minimal.so.4"])
     assert A.choose("auto") == ("tcmalloc", str(tmp_path / "libtcmalloc_minimal.so.4"))
     assert A.choose("system") == ("system", None)

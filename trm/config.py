@@ -156,8 +156,8 @@ class TrainSpec:
     # Resolved to fp32/bf16 when the spec is resolved (trm/train/precision.py), so the
     # signature and every record name the precision actually used.
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
-    # The process's C allocator (trm/train/allocator.py): auto = tcmalloc, then jemalloc where
-    # installed, else the system one. Same results with each; lower peak RSS than glibc's.
+    # The process's C allocator (trm/train/allocator.py): auto = tcmalloc where installed,
+    # else the system one. Same results with each; lower peak RSS than glibc's.
     allocator: Literal["system", "tcmalloc", "jemalloc", "auto"] = "auto"
     compile: bool = False
     tf32: bool = False
