@@ -136,14 +136,10 @@ def main() -> None:
         print(f"matmul {d}: {pk['flops_per_s'] / 1e9:8.1f} GFLOP/s ({pk['n']}^3, 1 thread)", flush=True)
     data_dir, data_over = steplib.sudoku_data(Path(a.data_root), n_train=max(64, *a.batch))
     # Each worker starts with the allocator a training run would get (trm/train/allocator.py).
-    from trm.train.allocator import DECIDED, choose
+    from trm.train.allocator import choose, environment
 
     alloc_name, alloc_path = choose(a.allocator)
-    worker_env = dict(os.environ, **{DECIDED: alloc_name})
-    if alloc_path:
-        worker_env["LD_PRELOAD"] = alloc_path
-    else:
-        worker_env.pop("LD_PRELOAD", None)
+    worker_env = environment(alloc_name, alloc_path)
     print(f"allocator: {alloc_name}" + (f" ({alloc_path})" if alloc_path else ""), flush=True)
 
     rows = []

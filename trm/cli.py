@@ -126,18 +126,15 @@ def cmd_launch(a) -> int:
 
 
 def _read_seed_plan(path: str | None) -> dict:
-    """A seed-plan file ({study_seeds: {scale: {study: n}}}); {} if none is named or it
-    does not exist yet."""
-    from trm import config as C
-    from trm.studies import check_seed_plan
-
+    """The `study_seeds` of a seed-plan file ({study_seeds: {scale: {study: n}}}; checked
+    by studies.manifest); {} if none is named or it does not exist yet."""
     if not path or not Path(path).exists():
         return {}
     data = C.load_yaml(Path(path))
     if not isinstance(data, dict) or set(data) - {"study_seeds"}:
         raise C.SpecError(f"{path}: a seed plan holds one key, study_seeds, got "
                           f"{sorted(data) if isinstance(data, dict) else data!r}")
-    return check_seed_plan(data.get("study_seeds"))
+    return data.get("study_seeds") or {}
 
 
 def cmd_studies(a) -> int:
@@ -158,8 +155,7 @@ def cmd_plan_seeds(a) -> int:
     from trm.results.tables import headline_metric
     from trm.studies import manifest, manifest_rows
 
-    plan_file = a.write
-    seed_plan = _read_seed_plan(plan_file)
+    seed_plan = _read_seed_plan(a.write)
     studies, runs = manifest(a.study, a.scale, seed_plan=seed_plan)
     study = studies[a.study]
     frame = runs_frame(manifest_rows(runs), a.scale, Path(a.root))
@@ -173,8 +169,8 @@ def cmd_plan_seeds(a) -> int:
     need = pd.to_numeric(plan["seeds_needed"], errors="coerce") if len(plan) else None
     if need is not None and need.notna().all():
         print(format_cost(plan_cost(frame, int(need.max()), a.cores), a.cores))
-    if plan_file:
-        return _write_seed_plan(Path(plan_file), seed_plan, a.scale, a.study, frame, need)
+    if a.write:
+        return _write_seed_plan(Path(a.write), seed_plan, a.scale, a.study, frame, need)
     return 0
 
 

@@ -104,15 +104,22 @@ def reexec_with(request: str, module_argv: list[str]) -> None:
     if name == active():
         os.environ[DECIDED] = name  # children (local launcher, torchrun) need not decide again
         return
-    env = dict(os.environ)
-    env[DECIDED] = name
-    rest = _without_ours(env.get("LD_PRELOAD", ""))
-    if path:
-        env["LD_PRELOAD"] = path + (":" + rest if rest else "")
-    elif rest:
-        env["LD_PRELOAD"] = rest
-    else:
-        env.pop("LD_PRELOAD", None)
+    env = environment(name, path)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "trm", *module_argv], env)
+
+
+def environment(name: str, path: str | None, base: dict | None = None) -> dict:
+    """`base` (default: this process's environment) for a process that runs with allocator
+    `name` (library `path`, None for the system one): our libraries replaced in LD_PRELOAD,
+    other preloads kept, and the choice marked as made."""
+    env = dict(os.environ if base is None else base)
+    env[DECIDED] = name
+    rest = _without_ours(env.get("LD_PRELOAD", ""))
+    preload = ":".join(p for p in (path, rest) if p)
+    if preload:
+        env["LD_PRELOAD"] = preload
+    else:
+        env.pop("LD_PRELOAD", None)
+    return env

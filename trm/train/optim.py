@@ -48,6 +48,22 @@ class ParamGroupOptimizer:
         self.param_groups = [dict(self.defaults, params=params)]
         self.state: dict = {}  # keyed by the parameter tensor itself (hashed by identity)
 
+    @torch.no_grad()
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient (`_update`, per optimizer)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self._update(p, self.state.setdefault(p, {}), group)
+        return loss
+
+    def _update(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        raise NotImplementedError
+
     def _params(self) -> list:
         return [p for group in self.param_groups for p in group["params"]]
 
@@ -118,33 +134,22 @@ class AdamATan2(ParamGroupOptimizer):
             raise ValueError(f"bad AdamATan2 hyperparameters lr={lr} betas={betas} wd={weight_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, wd = group["lr"], group["weight_decay"]
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.setdefault(p, {})
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
-                p.mul_(1 - lr * wd)
-                m.lerp_(g, 1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                m_hat = m / (1 - beta1**t)
-                v_hat_sqrt = v.sqrt() / math.sqrt(1 - beta2**t)
-                p.add_(torch.atan2(m_hat, v_hat_sqrt), alpha=-lr)
-        return loss
+    def _update(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        lr, wd = group["lr"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+        state["step"] += 1
+        t = state["step"]
+        m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
+        p.mul_(1 - lr * wd)
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        m_hat = m / (1 - beta1**t)
+        v_hat_sqrt = v.sqrt() / math.sqrt(1 - beta2**t)
+        p.add_(torch.atan2(m_hat, v_hat_sqrt), alpha=-lr)
 
 
 # --------------------------------------------------------------------------------------
@@ -164,34 +169,23 @@ class AdamW(ParamGroupOptimizer):
             raise ValueError(f"bad AdamW hyperparameters lr={lr} betas={betas} eps={eps} wd={weight_decay}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state.setdefault(p, {})
-                if not state:
-                    state["step"] = torch.tensor(0.0, dtype=torch.float32)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
-                state["step"] += 1
-                t = state["step"].item()
-                if wd != 0:
-                    p.mul_(1 - lr * wd)
-                m.lerp_(g, 1 - beta1)
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-                step_size = lr / (1 - beta1**t)
-                denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(eps)
-                p.addcdiv_(m, denom, value=-step_size)
-        return loss
+    def _update(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        beta1, beta2 = group["betas"]
+        if not state:
+            state["step"] = torch.tensor(0.0, dtype=torch.float32)
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        m, v, g = state["exp_avg"], state["exp_avg_sq"], p.grad
+        state["step"] += 1
+        t = state["step"].item()
+        if wd != 0:
+            p.mul_(1 - lr * wd)
+        m.lerp_(g, 1 - beta1)
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        step_size = lr / (1 - beta1**t)
+        denom = (v.sqrt() / (1 - beta2**t) ** 0.5).add_(eps)
+        p.addcdiv_(m, denom, value=-step_size)
 
 
 # --------------------------------------------------------------------------------------
