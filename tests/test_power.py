@@ -1,5 +1,5 @@
-"""Power analysis: the minimum detectable effect of the across-seed Welch test, the seed
-planner, and the MDE column of the study tables, on constructed data."""
+"""Power analysis: the minimum detectable effect of the across-seed tests (paired by seed,
+and Welch), the seed planner, and the MDE column of the study tables, on constructed data."""
 
 import math
 
@@ -55,32 +55,98 @@ def example(tmp_path_factory):
     return root, study, collect_runs(manifest, root)
 
 
+def test_paired_mde_matches_textbook_values():
+    # One-sample (paired) t-test, alpha 0.05, power 0.8: 34 pairs detect dz = 0.5 (G*Power:
+    # 34), and a paired MDE is in the units of the differences' spread.
+    assert stats.paired_seeds_needed(0.5, 1.0) == 34
+    assert stats.paired_min_detectable_effect(1.0, 34) == pytest.approx(0.495, abs=3e-3)
+    assert stats.paired_min_detectable_effect(0.05, 5) == pytest.approx(
+        0.05 * stats.paired_min_detectable_effect(1.0, 5))
+    assert math.isnan(stats.paired_min_detectable_effect(0.05, 1))
+    assert stats.paired_min_detectable_effect(0.0, 5) == 0.0
+
+
+def test_paired_mde_has_the_power_it_claims_by_simulation():
+    # Correlated seeds (a shared seed effect), as when cells share data order and init.
+    rng = np.random.default_rng(1)
+    n, sims = 5, 4000
+    seed_effect = rng.normal(0, 0.08, (sims, n))
+    a = 0.6 + seed_effect + rng.normal(0, 0.03, (sims, n))
+    b_noise = rng.normal(0, 0.03, (sims, n))
+    sd_diff = math.sqrt(2) * 0.03
+    mde = stats.paired_min_detectable_effect(sd_diff, n)
+    p = sps.ttest_rel(a, 0.6 + mde + seed_effect + b_noise, axis=1).pvalue
+    assert abs((p < 0.05).mean() - 0.80) < 0.03
+    # Welch on the same data ignores the pairing and is far weaker at that effect.
+    pw = sps.ttest_ind(a, 0.6 + mde + seed_effect + b_noise, axis=1, equal_var=False).pvalue
+    assert (pw < 0.05).mean() < 0.5
+    assert stats.min_detectable_effect(0.085, 0.085, n, n) > 2 * mde
+
+
+def test_paired_t_test_matches_scipy():
+    a = np.array([0.50, 0.61, 0.70, 0.66, 0.58])
+    b = np.array([0.45, 0.52, 0.72, 0.60, 0.50])
+    want = sps.ttest_rel(a, b)
+    m, lo, hi, p = stats.paired_t_test(a - b)
+    assert p == pytest.approx(want.pvalue)
+    assert m == pytest.approx((a - b).mean())
+    half = sps.t.ppf(0.975, 4) * (a - b).std(ddof=1) / math.sqrt(5)
+    assert (lo, hi) == (pytest.approx(m - half), pytest.approx(m + half))
+    assert math.isnan(stats.paired_t_test([0.1, 0.1, 0.1])[3])  # no spread: undefined
+    # seed_test pairs by seed number, not by position, and falls back to Welch.
+    t = stats.seed_test({0: 0.5, 1: 0.61, 2: 0.70, 7: 0.9}, {2: 0.72, 1: 0.52, 0: 0.45, 5: 0.1})
+    assert t.test == "paired_t" and t.n == 3
+    assert t.sd_diff == pytest.approx(np.std([0.05, 0.09, -0.02], ddof=1))
+    w = stats.seed_test({0: 0.5, 1: 0.6}, {2: 0.4, 3: 0.45})
+    assert w.test == "welch" and w.p_value == pytest.approx(sps.ttest_ind([0.5, 0.6], [0.4, 0.45], equal_var=False).pvalue)
+
+
 def test_tables_state_each_contrasts_mde(example):
     root, study, runs = example
     tests = comparisons_table(study, runs, root)
-    assert {"a_sd", "b_sd", "mde"} <= set(tests.columns)
+    assert {"a_sd", "b_sd", "sd_diff", "mde", "seed_test", "seed_p_holm", "resolved"} <= set(tests.columns)
+    ok = runs[runs["status"] == "ok"]
+    checked = 0
     for _, t in tests.iterrows():
-        if t["a_n"] >= 2 and t["b_n"] >= 2:
+        if t["seed_test"] == "paired_t":
+            want = stats.paired_min_detectable_effect(t["sd_diff"], t["seed_n"])
+            assert t["mde"] == pytest.approx(want) and t["mde"] > 0
+            checked += 1
+        elif t["a_n"] >= 2 and t["b_n"] >= 2:
             want = stats.min_detectable_effect(t["a_sd"], t["b_sd"], t["a_n"], t["b_n"])
             assert t["mde"] == pytest.approx(want)
-            assert t["mde"] > 0
         else:
             assert math.isnan(t["mde"])
+    assert checked >= 3
+    # The sd of the differences is recomputed here from the runs, pairing by seed.
+    model = tests[(tests["factor"] == "model") & (tests["seed_test"] == "paired_t")].iloc[0]
+    n = int(model["a"].split("n=")[1].split(",")[0]) if "n=" in model["a"] else None
+    rows = ok[ok["model.n_latent_steps"].astype(float) == float(n)] if n is not None else ok
+    per = rows.pivot_table(index="seed", columns="model", values="exact_accuracy")
+    d = (per[model["a"].split(",")[0]] - per[model["b"].split(",")[0]]).dropna()
+    assert len(d) == model["seed_n"]
+    assert model["sd_diff"] == pytest.approx(d.std(ddof=1))
 
 
 def test_seed_planner_from_pilot_runs(example):
     root, study, runs = example
     plan = plan_seeds(study, runs, effect=0.10, root=root)
     assert len(plan) == len(comparisons_table(study, runs, root))
+    assert set(plan["test"]) >= {"paired"}
     for _, r in plan.iterrows():
-        if r["pilot_seeds"] >= 2 and math.isfinite(r["a_sd"]) and math.isfinite(r["b_sd"]):
+        if r["test"] == "paired" and math.isfinite(r["sd_diff"]):
+            n = r["seeds_needed"]
+            assert stats.paired_power(0.10, r["sd_diff"], n) >= 0.8
+            if n > 2:
+                assert stats.paired_power(0.10, r["sd_diff"], n - 1) < 0.8
+            assert r["enough"] == (r["pilot_seeds"] >= n)
+        elif r["pilot_seeds"] >= 2 and math.isfinite(r["a_sd"]) and math.isfinite(r["b_sd"]):
             n = r["seeds_needed"]
             assert stats.welch_power(0.10, r["a_sd"], r["b_sd"], n, n) >= 0.8
-            if n > 2:
-                assert stats.welch_power(0.10, r["a_sd"], r["b_sd"], n - 1, n - 1) < 0.8
             assert r["enough"] == (r["pilot_seeds"] >= n)
     text = format_plan(plan, 0.10)
     assert "seeds for 10 pp" in text and "seeds per cell for every contrast" in text
+    assert "sd of A − B" in text
 
 
 def test_plan_cost_is_seeds_times_the_pilot_cell_times(example):

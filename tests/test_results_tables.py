@@ -75,9 +75,12 @@ def test_comparisons_fall_back_to_welch_without_predictions(example, tmp_path):
         f.unlink()
     tests = comparisons_table(study, collect_runs(manifest, copy))
     done = tests[tests["test"] != "none"]
-    assert set(done["test"]) == {"welch"}
-    both = done[(done["a_n"] >= 2) & (done["b_n"] >= 2)]
-    assert both["p"].notna().all() and (both["p"] == both["welch_p"]).all()
+    # Without predictions the across-seed test is the only one: paired by seed where the
+    # cells share two or more seeds, Welch otherwise.
+    assert set(done["test"]) <= {"paired_t", "welch"} and "paired_t" in set(done["test"])
+    assert (done["test"] == done["seed_test"]).all()
+    both = done[done["seed_n"] >= 2]
+    assert both["p"].notna().all() and (both["p"] == both["seed_p"]).all()
 
 
 def test_study_with_only_missing_runs_still_renders(example, tmp_path):

@@ -86,8 +86,9 @@ def _cli(*args, cwd):
 def test_plan_seeds_writes_the_plan_and_snakemake_runs_it(tmp_path, repo_copy):
     acc = {True: {0: 0.50, 1: 0.60}, False: {0: 0.55, 1: 0.75}}
     _pilot(repo_copy, acc)
-    want = stats.seeds_needed(0.10, float(np.std([0.50, 0.60], ddof=1)), float(np.std([0.55, 0.75], ddof=1)),
-                              alpha=0.05, power=stats.POWER)
+    # Seeds 0 and 1 of both cells form pairs: the planner uses the spread of their differences.
+    want = stats.paired_seeds_needed(0.10, float(np.std([0.50 - 0.55, 0.60 - 0.75], ddof=1)),
+                                     alpha=0.05, power=stats.POWER)
     assert want is not None and want > 2  # the constructed spread needs more seeds than the pilot
     plan_file = tmp_path / "plan" / "seeds.yaml"
     out = _cli("plan-seeds", "--study", "weight_sharing", "--scale", "smoke", "--effect", "10",

@@ -163,7 +163,7 @@ def cmd_plan_seeds(a) -> int:
     pct = is_accuracy(headline_metric(study, frame))
     effect = a.effect / 100 if pct else a.effect
     print(f"# {a.study} at scale {a.scale}: {finished} of {len(frame)} runs finished; target "
-          f"effect {a.effect:g}{' pp' if pct else ''}, 80% power, Welch alpha 0.05")
+          f"effect {a.effect:g}{' pp' if pct else ''}, 80% power, alpha 0.05 (paired by seed where seeds are shared, else Welch)")
     plan = plan_seeds(study, frame, effect, Path(a.root))
     print(format_plan(plan, effect, pct))
     need = pd.to_numeric(plan["seeds_needed"], errors="coerce") if len(plan) else None

@@ -64,18 +64,20 @@ def resolution_section(study: dict, scale: str, tests_csv: Path) -> str:
         return "\n".join(lines) + "\n"
     lines += [
         "A contrast is *resolved* when it is significant both on the paired test puzzles "
-        "(Holm-corrected) and across seeds (Welch, Holm-corrected); *paired only* means these "
-        "trained models differ on these puzzles, but seed-to-seed spread could explain it.",
+        "(Holm-corrected) and across seeds (paired by seed, Holm-corrected); *paired only* "
+        "means these trained models differ on these puzzles, but seed-to-seed spread could "
+        "explain it.",
         "",
     ]
     for _, t in tests.iterrows():
         paired = bool(t["significant"])
-        across = _finite(t.get("welch_p_holm")) and float(t["welch_p_holm"]) < 0.05
+        across = _finite(t.get("seed_p_holm")) and float(t["seed_p_holm"]) < 0.05
         verdict = "resolved" if paired and across else "paired only" if paired else "not resolved"
         mde = t.get("mde")
+        kind = "paired by seed" if t.get("seed_test") == "paired_t" else "Welch"
         lines.append(f"- {t['task']}: {t['a']} vs {t['b']} ({t['factor']}): {verdict} "
                      f"(diff {100 * t['diff']:+.1f} pp, paired Holm p = {t['p_holm']:.3g}, "
-                     f"across seeds Holm p = {_fmt_p(t.get('welch_p_holm'))}, "
+                     f"across seeds ({kind}) Holm p = {_fmt_p(t.get('seed_p_holm'))}, "
                      f"MDE {_fmt_pp(mde)})")
     lines += ["", power_summary(tests)]
     return "\n".join(lines) + "\n"
@@ -93,7 +95,7 @@ def power_summary(tests: pd.DataFrame) -> str:
         return "**Power:** no contrast has two or more finished seeds on both sides."
     worst = tests.loc[finite.idxmax()]
     n = int(min(worst["a_n"], worst["b_n"]))
-    return (f"**Power:** at 80% power (Welch, alpha 0.05) the contrasts of this study could "
+    return (f"**Power:** at 80% power (across seeds, alpha 0.05) the contrasts of this study could "
             f"detect differences of {100 * finite.min():.1f} to {100 * finite.max():.1f} pp "
             f"(median {100 * finite.median():.1f}); the least sensitive is {worst['a']} vs "
             f"{worst['b']} ({n} seeds a side). Seeds needed for a given effect: "

@@ -1,5 +1,7 @@
 """Seed planning: from finished pilot runs, how many seeds each contrast of a study needs to
-detect a target effect with 80% power (across-seed Welch test, alpha 0.05, two-sided).
+detect a target effect with 80% power (the across-seed test of the study tables: paired
+by seed where the pilot's cells share seeds, else Welch; alpha 0.05, two-sided). New seeds
+are added to every cell of the study, so pairs stay pairs.
 
     python -m trm plan-seeds --study depth_scaling --effect 10 [--scale tiny]
 
@@ -25,16 +27,22 @@ def plan_seeds(study: dict, runs: pd.DataFrame, effect: float, root: Path | None
     tests = comparisons_table(study, runs, root)
     out = []
     for _, t in tests.iterrows():
-        need = stats.seeds_needed(effect, t["a_sd"], t["b_sd"], alpha=ALPHA, power=stats.POWER)
-        have = int(min(t["a_n"], t["b_n"]))
+        paired = t.get("seed_test") == "paired_t"
+        if paired:
+            need = stats.paired_seeds_needed(effect, t["sd_diff"], alpha=ALPHA, power=stats.POWER)
+            have = int(t["seed_n"])
+        else:
+            need = stats.seeds_needed(effect, t["a_sd"], t["b_sd"], alpha=ALPHA, power=stats.POWER)
+            have = int(min(t["a_n"], t["b_n"]))
         out.append({
-            "task": t["task"], "a": t["a"], "b": t["b"],
-            "pilot_seeds": have, "a_sd": t["a_sd"], "b_sd": t["b_sd"], "mde": t["mde"],
+            "task": t["task"], "a": t["a"], "b": t["b"], "test": "paired" if paired else "welch",
+            "pilot_seeds": have, "a_sd": t["a_sd"], "b_sd": t["b_sd"],
+            "sd_diff": t["sd_diff"] if paired else math.nan, "mde": t["mde"],
             "seeds_needed": need,
             "enough": need is not None and have >= need,
         })
-    return pd.DataFrame(out, columns=["task", "a", "b", "pilot_seeds", "a_sd", "b_sd", "mde",
-                                      "seeds_needed", "enough"])
+    return pd.DataFrame(out, columns=["task", "a", "b", "test", "pilot_seeds", "a_sd", "b_sd",
+                                      "sd_diff", "mde", "seeds_needed", "enough"])
 
 
 def format_plan(plan: pd.DataFrame, effect: float, percent: bool = True) -> str:
@@ -49,7 +57,9 @@ def format_plan(plan: pd.DataFrame, effect: float, percent: bool = True) -> str:
     view = pd.DataFrame({
         "task": plan["task"], "A": plan["a"], "B": plan["b"],
         "pilot seeds": plan["pilot_seeds"],
+        "test": plan["test"],
         "sd A / B": [f"{num(a)} / {num(b)}" for a, b in zip(plan["a_sd"], plan["b_sd"])],
+        "sd of A − B": [num(d) for d in plan["sd_diff"]],
         f"MDE now{unit}": [num(x) for x in plan["mde"]],
         f"seeds for {k * effect:g}{unit}": [("> 10000" if n is None or n != n else str(int(n)))
                                            for n in plan["seeds_needed"]],

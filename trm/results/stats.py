@@ -5,8 +5,11 @@ Conventions (workflow notes, section 4):
   BCa bootstrap (scipy.stats.bootstrap) when n >= 5.
 - Two cells are compared with a paired test on the same test puzzles when per-puzzle
   predictions exist for both (exact McNemar on discordant pairs, paired bootstrap of the
-  accuracy difference), and with Welch's t-test across seeds otherwise. p-values of one
-  study are Holm-corrected together; effect sizes are reported with CIs.
+  accuracy difference). That test conditions on the trained models; whether the difference
+  survives seed-to-seed variation is a second test with the seed as the unit: a paired
+  t-test over the seeds both cells ran (seed k of every cell shares its data order and, where
+  the shapes agree, its initial weights), Welch's t-test when fewer than two seeds are
+  shared. p-values of one study are Holm-corrected together; effect sizes come with CIs.
 
 Bootstraps take an explicit seed so that tables are byte-identical between reruns.
 """
@@ -228,6 +231,51 @@ def hedges_g(a, b, confidence: float = CONFIDENCE) -> tuple[float, float, float]
     return (float(g), float(g - z * se), float(g + z * se))
 
 
+@dataclass(frozen=True)
+class SeedTest:
+    """The across-seed comparison of two cells: a paired t-test over shared seeds, or
+    Welch's test when fewer than two seeds are shared."""
+    test: str  # "paired_t" or "welch"
+    n: int  # seed pairs (paired_t) or the smaller cell's seeds (welch)
+    diff: float  # mean(A) - mean(B)
+    ci_low: float
+    ci_high: float
+    p_value: float
+    sd_diff: float  # sd of the per-seed differences (paired_t); NaN for welch
+
+
+def paired_t_test(diffs, confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
+    """One-sample t-test of per-seed differences against 0: (mean, ci_low, ci_high, p).
+    NaN p with fewer than two pairs or when every pair differs by the same amount (no
+    spread to test against, as for Welch's test)."""
+    d = _clean(diffs)
+    if len(d) == 0:
+        return (math.nan, math.nan, math.nan, math.nan)
+    m = float(d.mean())
+    if len(d) < 2:
+        return (m, math.nan, math.nan, math.nan)
+    sd = float(d.std(ddof=1))
+    if sd <= 1e-12 * max(1.0, abs(m)):  # equal differences up to rounding
+        return (m, m, m, math.nan)
+    se = sd / math.sqrt(len(d))
+    half = stats.t.ppf(0.5 + confidence / 2, len(d) - 1) * se
+    p = float(2 * stats.t.sf(abs(m) / se, len(d) - 1))
+    return (m, m - half, m + half, p)
+
+
+def seed_test(a_by_seed: dict, b_by_seed: dict, confidence: float = CONFIDENCE) -> SeedTest:
+    """Across-seed comparison of two cells given {seed: metric} for each (NaNs dropped)."""
+    a = {k: float(v) for k, v in a_by_seed.items() if np.isfinite(float(v))}
+    b = {k: float(v) for k, v in b_by_seed.items() if np.isfinite(float(v))}
+    shared = sorted(set(a) & set(b))
+    if len(shared) >= 2:
+        d = np.array([a[k] - b[k] for k in shared])
+        m, lo, hi, p = paired_t_test(d, confidence)
+        return SeedTest("paired_t", len(shared), m, lo, hi, p, float(d.std(ddof=1)))
+    w = welch_test(list(a.values()), list(b.values()), confidence)
+    return SeedTest("welch", min(len(a), len(b)), w.diff, w.ci_low, w.ci_high, w.p_value, math.nan)
+
+
 # --------------------------------------------------------------------------------------
 # Multiple comparisons
 # --------------------------------------------------------------------------------------
@@ -299,6 +347,56 @@ def min_detectable_effect(sd_a: float, sd_b: float, n_a: int, n_b: int,
     while f(hi) < 0:
         hi *= 2
     return float(brentq(f, 0.0, hi, xtol=1e-6 * se))
+
+
+def paired_power(delta: float, sd_diff: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test over n seed pairs whose differences spread with
+    sd_diff: P(|T| > t_crit) for T ~ noncentral t(n - 1, delta / (sd_diff / sqrt n))."""
+    if n < 2 or not math.isfinite(sd_diff):
+        return math.nan
+    if sd_diff == 0.0:
+        return 1.0 if delta != 0 else alpha
+    df = n - 1
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    nc = abs(delta) / (sd_diff / math.sqrt(n))
+    if nc > crit + 40:
+        return 1.0
+    # scipy's noncentral t gives NaN for the far lower tail; that tail is ~0 there
+    lower = stats.nct.cdf(-crit, df, nc)
+    power = float(stats.nct.sf(crit, df, nc) + (lower if math.isfinite(lower) else 0.0))
+    return power if math.isfinite(power) else 1.0
+
+
+def paired_min_detectable_effect(sd_diff: float, n: int, alpha: float = 0.05,
+                                 power: float = POWER) -> float:
+    """The smallest true difference the paired t-test over n seed pairs detects with
+    probability `power`, given the observed sd of the per-seed differences."""
+    if n < 2 or not math.isfinite(sd_diff):
+        return math.nan
+    if sd_diff == 0.0:
+        return 0.0
+    from scipy.optimize import brentq
+
+    se = sd_diff / math.sqrt(n)
+    f = lambda d: paired_power(d, sd_diff, n, alpha) - power  # noqa: E731
+    hi = se
+    while f(hi) < 0:
+        hi *= 2
+    return float(brentq(f, 0.0, hi, xtol=1e-6 * se))
+
+
+def paired_seeds_needed(effect: float, sd_diff: float, alpha: float = 0.05,
+                        power: float = POWER, max_seeds: int = 10_000) -> int | None:
+    """Seed pairs for the paired t-test to detect `effect`, assuming the observed sd of the
+    per-seed differences; None if more than max_seeds."""
+    if not math.isfinite(sd_diff):
+        return None
+    n = 2
+    while n <= max_seeds:
+        if paired_power(effect, sd_diff, n, alpha) >= power:
+            return n
+        n = n + 1 if n < 64 else int(n * 1.25)
+    return None
 
 
 def seeds_needed(effect: float, sd_a: float, sd_b: float, alpha: float = 0.05,

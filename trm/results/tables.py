@@ -266,8 +266,15 @@ TEST_COLUMNS = [
     "p",
     "p_holm",
     "significant",
-    "welch_p",
-    "welch_p_holm",
+    "resolved",
+    "seed_test",
+    "seed_n",
+    "seed_diff",
+    "seed_ci_low",
+    "seed_ci_high",
+    "seed_p",
+    "seed_p_holm",
+    "sd_diff",
     "hedges_g",
     "g_ci_low",
     "g_ci_high",
@@ -361,6 +368,13 @@ def paired_predictions(a_runs: pd.DataFrame, b_runs: pd.DataFrame, root: Path):
     return xs, ys, "; ".join(notes)
 
 
+def _by_seed(rows: pd.DataFrame, metric: str) -> dict[int, float]:
+    """{seed: metric} over the cell's finished runs (a seed's NaN metric is dropped)."""
+    ok = rows[rows["status"] == "ok"]
+    vals = pd.to_numeric(ok[metric], errors="coerce")
+    return {int(C.normalize(s)): float(v) for s, v in zip(ok["seed"], vals) if np.isfinite(v)}
+
+
 def _sd(values: pd.Series) -> float:
     v = values.dropna().to_numpy(dtype=float)
     return float(v.std(ddof=1)) if len(v) >= 2 else math.nan
@@ -368,7 +382,9 @@ def _sd(values: pd.Series) -> float:
 
 def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None) -> pd.DataFrame:
     """One row per contrast: paired McNemar + paired bootstrap when per-puzzle predictions
-    exist for shared seeds, else Welch across seeds; Holm across the study."""
+    exist for shared seeds (test, p), and the across-seed test (seed_*: paired by seed when
+    two or more seeds are shared, else Welch), which is also the only test without
+    predictions. Holm across the study for each; `resolved` needs both."""
     root = runs_root(runs, root)
     s = study_runs(study, runs)
     metric = headline_metric(study, runs)
@@ -379,8 +395,8 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None)
     for i, j, f in contrasts(values, factors):
         a, b = summary.iloc[i], summary.iloc[j]
         a_runs, b_runs = _members(s.rows, a), _members(s.rows, b)
-        a_vals = pd.to_numeric(a_runs.loc[a_runs["status"] == "ok", metric], errors="coerce")
-        b_vals = pd.to_numeric(b_runs.loc[b_runs["status"] == "ok", metric], errors="coerce")
+        a_seed, b_seed = _by_seed(a_runs, metric), _by_seed(b_runs, metric)
+        a_vals, b_vals = pd.Series(list(a_seed.values()), dtype=float), pd.Series(list(b_seed.values()), dtype=float)
         rec = {
             "task": a["task"],
             "factor": C.factor_label(factors[f]),
@@ -391,14 +407,20 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None)
             "a_mean": a[f"{metric}_mean"],
             "b_mean": b[f"{metric}_mean"],
         }
-        welch = stats.welch_test(a_vals, b_vals)
+        # Across seeds, the seed is the unit: seed k of both cells shares its data order
+        # (and its initial weights where the shapes agree), so the test is paired by seed.
+        seed = stats.seed_test(a_seed, b_seed)
         g, g_lo, g_hi = stats.hedges_g(a_vals, b_vals)
-        rec.update(welch_p=welch.p_value, hedges_g=g, g_ci_low=g_lo, g_ci_high=g_hi)
-        # What this contrast could have detected: the across-seed Welch test's minimum
-        # detectable effect at 80% power (alpha 0.05, two-sided) from the observed spreads.
         a_sd, b_sd = _sd(a_vals), _sd(b_vals)
-        rec.update(a_sd=a_sd, b_sd=b_sd, mde=stats.min_detectable_effect(
-            a_sd, b_sd, rec["a_n"], rec["b_n"], alpha=ALPHA, power=stats.POWER))
+        # What this contrast could have detected: the seed test's minimum detectable effect
+        # at 80% power (alpha 0.05, two-sided) from the observed spread.
+        if seed.test == "paired_t":
+            mde = stats.paired_min_detectable_effect(seed.sd_diff, seed.n, alpha=ALPHA, power=stats.POWER)
+        else:
+            mde = stats.min_detectable_effect(a_sd, b_sd, rec["a_n"], rec["b_n"], alpha=ALPHA, power=stats.POWER)
+        rec.update(seed_test=seed.test, seed_n=seed.n, seed_diff=seed.diff, seed_ci_low=seed.ci_low,
+                   seed_ci_high=seed.ci_high, seed_p=seed.p_value, sd_diff=seed.sd_diff,
+                   hedges_g=g, g_ci_low=g_lo, g_ci_high=g_hi, a_sd=a_sd, b_sd=b_sd, mde=mde)
         xs, ys, note = ([], [], "")
         if metric == HEADLINE and rec["a_n"] and rec["b_n"]:
             xs, ys, note = paired_predictions(a_runs, b_runs, root)
@@ -416,16 +438,17 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None)
                 p=mc.p_value,
             )
         elif rec["a_n"] and rec["b_n"]:
+            # No per-puzzle predictions: the seed test is the only test.
             rec.update(
-                test="welch",
-                n_pairs=0,
-                diff=welch.diff,
-                diff_ci_low=welch.ci_low,
-                diff_ci_high=welch.ci_high,
-                p=welch.p_value,
+                test=seed.test,
+                n_pairs=seed.n if seed.test == "paired_t" else 0,
+                diff=seed.diff,
+                diff_ci_low=seed.ci_low,
+                diff_ci_high=seed.ci_high,
+                p=seed.p_value,
             )
-            if not np.isfinite(welch.p_value):
-                note = "; ".join(filter(None, [note, "Welch undefined (n < 2 or no spread)"]))
+            if not np.isfinite(seed.p_value):
+                note = "; ".join(filter(None, [note, "seed test undefined (n < 2 or no spread)"]))
         else:
             rec.update(test="none", n_pairs=0, p=math.nan)
             empty = [
@@ -440,8 +463,9 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None)
     if table.empty:
         return table
     table["p_holm"] = stats.holm(table["p"].to_numpy(dtype=float))
-    table["welch_p_holm"] = stats.holm(table["welch_p"].to_numpy(dtype=float))
+    table["seed_p_holm"] = stats.holm(table["seed_p"].to_numpy(dtype=float))
     table["significant"] = table["p_holm"] < ALPHA
+    table["resolved"] = table["significant"] & (table["seed_p_holm"] < ALPHA)
     return table
 
 
@@ -470,6 +494,11 @@ def tests_markdown(tests: pd.DataFrame, metric: str) -> str:
             "Test": tests["test"],
             "p": tests["p"].map(p),
             "p (Holm)": tests["p_holm"].map(p),
+            "Seeds": [
+                (f"paired, {int(n)}" if t == "paired_t" else f"Welch, {int(n)}") if isinstance(t, str) else DASH
+                for t, n in zip(tests["seed_test"], tests["seed_n"].fillna(0))
+            ],
+            "Across seeds p (Holm)": tests["seed_p_holm"].map(p),
             ("MDE (pp)" if pct else "MDE"): [_fmt_number(v, pct) for v in tests["mde"]],
             "Hedges g [95% CI]": [
                 f"{g:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(g) else DASH
@@ -490,10 +519,14 @@ NOTES = (
     "for n ≥ 5. Bold: best mean per task. Cells whose runs are missing, failed or diverged "
     "are listed with their status and no numbers. Comparisons: exact McNemar on discordant "
     "test puzzles (summed over shared seeds) with a paired-bootstrap CI of the accuracy "
-    "difference when per-puzzle predictions exist, else Welch's t-test across seeds; "
-    "p-values Holm-corrected across the study. Hedges' g is across seeds. MDE: the smallest "
-    "true difference the across-seed Welch test (two-sided, alpha 0.05, before Holm) would "
-    "detect with 80% power, given the two cells' observed seed spreads and seed counts; "
+    "difference when per-puzzle predictions exist; it conditions on the trained models. "
+    "Across seeds (the seed as the unit): a paired t-test over the seeds both cells ran, since "
+    "seed k of every cell shares its data order and, where shapes agree, its initial weights; "
+    "Welch's t-test when fewer than two seeds are shared. p-values Holm-corrected across the "
+    "study, each test separately; a contrast is resolved when both are significant. Hedges' g "
+    "is across seeds (unpaired). MDE: the smallest true difference the across-seed test "
+    "(two-sided, alpha 0.05, before Holm) would detect with 80% power, given the observed "
+    "spread of the per-seed differences (or of the two cells, for Welch) and the seed count; "
     "`python -m trm plan-seeds` turns it into the seeds a target effect needs."
 )
 
