@@ -33,7 +33,7 @@ def study_tables(study: dict, manifest_rows: list[dict], scale: str, out_dir: Pa
     paths = write_study_tables(study, runs_frame(manifest_rows, scale), out_dir)
     section = resolution_section(study, scale, Path(paths["tests"]))
     with open(paths["md"], "a") as f:
-        f.write(section)
+        f.write("\n" + section)  # a blank line: the section must not run into the table above
     return paths
 
 
