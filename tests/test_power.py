@@ -164,3 +164,16 @@ def test_plan_cost_is_seeds_times_the_pilot_cell_times(example):
     assert cost["wall_s"] == pytest.approx(want / 4)
     assert cost["cells_without_timing"] == missing
     assert f"{12 * len(cells)} runs" in format_cost(cost, 4)
+
+
+def test_power_line_names_pairs_for_the_paired_test():
+    from trm.results.pipeline import power_summary
+
+    rows = pd.DataFrame([
+        {"a": "x", "b": "y", "a_n": 6, "b_n": 5, "seed_test": "paired_t", "seed_n": 5, "mde": 0.12},
+        {"a": "x", "b": "z", "a_n": 4, "b_n": 3, "seed_test": "welch", "seed_n": 3, "mde": 0.08},
+    ])
+    line = power_summary(rows)
+    assert "8.0 to 12.0 pp" in line and "x vs y (5 seed pairs)" in line
+    rows.loc[1, "mde"] = 0.30
+    assert "x vs z (3 seeds a side)" in power_summary(rows)

@@ -94,11 +94,14 @@ def power_summary(tests: pd.DataFrame) -> str:
     if finite.empty:
         return "**Power:** no contrast has two or more finished seeds on both sides."
     worst = tests.loc[finite.idxmax()]
-    n = int(min(worst["a_n"], worst["b_n"]))
+    if worst.get("seed_test") == "paired_t":
+        seeds = f"{int(worst['seed_n'])} seed pairs"
+    else:
+        seeds = f"{int(min(worst['a_n'], worst['b_n']))} seeds a side"
     return (f"**Power:** at 80% power (across seeds, alpha 0.05) the contrasts of this study could "
             f"detect differences of {100 * finite.min():.1f} to {100 * finite.max():.1f} pp "
             f"(median {100 * finite.median():.1f}); the least sensitive is {worst['a']} vs "
-            f"{worst['b']} ({n} seeds a side). Seeds needed for a given effect: "
+            f"{worst['b']} ({seeds}). Seeds needed for a given effect: "
             f"`python -m trm plan-seeds --study <name> --effect <pp>`.")
 
 
