@@ -312,22 +312,53 @@ def _welch_se_df(sd_a: float, sd_b: float, n_a: int, n_b: int) -> tuple[float, f
     return se, df
 
 
-def welch_power(delta: float, sd_a: float, sd_b: float, n_a: int, n_b: int,
-                alpha: float = 0.05) -> float:
-    """Power of the two-sided Welch t-test at level alpha to detect a true mean difference
-    `delta`, when the seeds of the two cells spread with sd_a and sd_b: P(|T| > t_crit) for
-    T ~ noncentral t(df, delta / se), df by Welch-Satterthwaite (the usual approximation)."""
-    if n_a < 2 or n_b < 2 or not (math.isfinite(sd_a) and math.isfinite(sd_b)):
-        return math.nan
-    se, df = _welch_se_df(sd_a, sd_b, n_a, n_b)
+def _t_power(delta: float, se: float, df: float, alpha: float) -> float:
+    """Power of a two-sided t-test at level alpha for a true difference `delta` whose
+    estimate has standard error `se`: P(|T| > t_crit), T ~ noncentral t(df, delta / se)."""
     if se == 0.0:
         return 1.0 if delta != 0 else alpha
     crit = stats.t.ppf(1 - alpha / 2, df)
     nc = abs(delta) / se
     if nc > crit + 40:  # scipy's noncentral t returns NaN this far out; the power is 1
         return 1.0
-    power = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    # The far lower tail can also come back NaN; it is ~0 there.
+    lower = stats.nct.cdf(-crit, df, nc)
+    power = float(stats.nct.sf(crit, df, nc) + (lower if math.isfinite(lower) else 0.0))
     return power if math.isfinite(power) else 1.0
+
+
+def _solve_mde(power_at, se: float, power: float) -> float:
+    """The difference at which power_at(difference) reaches `power` (0 without spread)."""
+    if se == 0.0:
+        return 0.0  # no spread at all: any difference is seen (a floor or ceiling, usually)
+    from scipy.optimize import brentq
+
+    f = lambda d: power_at(d) - power  # noqa: E731
+    hi = se
+    while f(hi) < 0:
+        hi *= 2
+    return float(brentq(f, 0.0, hi, xtol=1e-6 * se))
+
+
+def _smallest_n(power_at_n, power: float, max_seeds: int) -> int | None:
+    """The smallest n >= 2 with power_at_n(n) >= power (coarser steps above 64)."""
+    n = 2
+    while n <= max_seeds:
+        if power_at_n(n) >= power:
+            return n
+        n = n + 1 if n < 64 else int(n * 1.25)
+    return None
+
+
+def welch_power(delta: float, sd_a: float, sd_b: float, n_a: int, n_b: int,
+                alpha: float = 0.05) -> float:
+    """Power of the two-sided Welch t-test at level alpha to detect a true mean difference
+    `delta`, when the seeds of the two cells spread with sd_a and sd_b (df by
+    Welch-Satterthwaite, the usual approximation)."""
+    if n_a < 2 or n_b < 2 or not (math.isfinite(sd_a) and math.isfinite(sd_b)):
+        return math.nan
+    se, df = _welch_se_df(sd_a, sd_b, n_a, n_b)
+    return _t_power(delta, se, df, alpha)
 
 
 def min_detectable_effect(sd_a: float, sd_b: float, n_a: int, n_b: int,
@@ -338,65 +369,7 @@ def min_detectable_effect(sd_a: float, sd_b: float, n_a: int, n_b: int,
     if n_a < 2 or n_b < 2 or not (math.isfinite(sd_a) and math.isfinite(sd_b)):
         return math.nan
     se, _ = _welch_se_df(sd_a, sd_b, n_a, n_b)
-    if se == 0.0:
-        return 0.0  # no spread at all: any difference is seen (a floor or ceiling, usually)
-    from scipy.optimize import brentq
-
-    f = lambda d: welch_power(d, sd_a, sd_b, n_a, n_b, alpha) - power  # noqa: E731
-    hi = se
-    while f(hi) < 0:
-        hi *= 2
-    return float(brentq(f, 0.0, hi, xtol=1e-6 * se))
-
-
-def paired_power(delta: float, sd_diff: float, n: int, alpha: float = 0.05) -> float:
-    """Power of the two-sided paired t-test over n seed pairs whose differences spread with
-    sd_diff: P(|T| > t_crit) for T ~ noncentral t(n - 1, delta / (sd_diff / sqrt n))."""
-    if n < 2 or not math.isfinite(sd_diff):
-        return math.nan
-    if sd_diff == 0.0:
-        return 1.0 if delta != 0 else alpha
-    df = n - 1
-    crit = stats.t.ppf(1 - alpha / 2, df)
-    nc = abs(delta) / (sd_diff / math.sqrt(n))
-    if nc > crit + 40:
-        return 1.0
-    # scipy's noncentral t gives NaN for the far lower tail; that tail is ~0 there
-    lower = stats.nct.cdf(-crit, df, nc)
-    power = float(stats.nct.sf(crit, df, nc) + (lower if math.isfinite(lower) else 0.0))
-    return power if math.isfinite(power) else 1.0
-
-
-def paired_min_detectable_effect(sd_diff: float, n: int, alpha: float = 0.05,
-                                 power: float = POWER) -> float:
-    """The smallest true difference the paired t-test over n seed pairs detects with
-    probability `power`, given the observed sd of the per-seed differences."""
-    if n < 2 or not math.isfinite(sd_diff):
-        return math.nan
-    if sd_diff == 0.0:
-        return 0.0
-    from scipy.optimize import brentq
-
-    se = sd_diff / math.sqrt(n)
-    f = lambda d: paired_power(d, sd_diff, n, alpha) - power  # noqa: E731
-    hi = se
-    while f(hi) < 0:
-        hi *= 2
-    return float(brentq(f, 0.0, hi, xtol=1e-6 * se))
-
-
-def paired_seeds_needed(effect: float, sd_diff: float, alpha: float = 0.05,
-                        power: float = POWER, max_seeds: int = 10_000) -> int | None:
-    """Seed pairs for the paired t-test to detect `effect`, assuming the observed sd of the
-    per-seed differences; None if more than max_seeds."""
-    if not math.isfinite(sd_diff):
-        return None
-    n = 2
-    while n <= max_seeds:
-        if paired_power(effect, sd_diff, n, alpha) >= power:
-            return n
-        n = n + 1 if n < 64 else int(n * 1.25)
-    return None
+    return _solve_mde(lambda d: welch_power(d, sd_a, sd_b, n_a, n_b, alpha), se, power)
 
 
 def seeds_needed(effect: float, sd_a: float, sd_b: float, alpha: float = 0.05,
@@ -405,9 +378,30 @@ def seeds_needed(effect: float, sd_a: float, sd_b: float, alpha: float = 0.05,
     given power, assuming the observed spreads; None if more than max_seeds."""
     if not (math.isfinite(sd_a) and math.isfinite(sd_b)):
         return None
-    n = 2
-    while n <= max_seeds:
-        if welch_power(effect, sd_a, sd_b, n, n, alpha) >= power:
-            return n
-        n = n + 1 if n < 64 else int(n * 1.25)
-    return None
+    return _smallest_n(lambda n: welch_power(effect, sd_a, sd_b, n, n, alpha), power, max_seeds)
+
+
+def paired_power(delta: float, sd_diff: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test over n seed pairs whose differences spread with
+    sd_diff (noncentral t with n - 1 df)."""
+    if n < 2 or not math.isfinite(sd_diff):
+        return math.nan
+    return _t_power(delta, sd_diff / math.sqrt(n), n - 1, alpha)
+
+
+def paired_min_detectable_effect(sd_diff: float, n: int, alpha: float = 0.05,
+                                 power: float = POWER) -> float:
+    """The smallest true difference the paired t-test over n seed pairs detects with
+    probability `power`, given the observed sd of the per-seed differences."""
+    if n < 2 or not math.isfinite(sd_diff):
+        return math.nan
+    return _solve_mde(lambda d: paired_power(d, sd_diff, n, alpha), sd_diff / math.sqrt(n), power)
+
+
+def paired_seeds_needed(effect: float, sd_diff: float, alpha: float = 0.05,
+                        power: float = POWER, max_seeds: int = 10_000) -> int | None:
+    """Seed pairs for the paired t-test to detect `effect`, assuming the observed sd of the
+    per-seed differences; None if more than max_seeds."""
+    if not math.isfinite(sd_diff):
+        return None
+    return _smallest_n(lambda n: paired_power(effect, sd_diff, n, alpha), power, max_seeds)

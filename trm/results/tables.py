@@ -396,14 +396,14 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None)
         a, b = summary.iloc[i], summary.iloc[j]
         a_runs, b_runs = _members(s.rows, a), _members(s.rows, b)
         a_seed, b_seed = _by_seed(a_runs, metric), _by_seed(b_runs, metric)
-        a_vals, b_vals = pd.Series(list(a_seed.values()), dtype=float), pd.Series(list(b_seed.values()), dtype=float)
+        a_vals, b_vals = (pd.Series(list(v.values()), dtype=float) for v in (a_seed, b_seed))
         rec = {
             "task": a["task"],
             "factor": C.factor_label(factors[f]),
             "a": C.cell_label(a, s.shown),
             "b": C.cell_label(b, s.shown),
-            "a_n": int(a_vals.notna().sum()),
-            "b_n": int(b_vals.notna().sum()),
+            "a_n": len(a_seed),  # finished seeds with a finite metric
+            "b_n": len(b_seed),
             "a_mean": a[f"{metric}_mean"],
             "b_mean": b[f"{metric}_mean"],
         }
