@@ -88,3 +88,38 @@ def test_every_shipped_study_resolves_at_every_scale():
     for scale in C.available("scales"):
         studies, runs = S.manifest("all", scale)
         assert runs, scale
+
+
+def test_task_seeds_give_one_task_more_seeds_and_a_plan_tops_them_up():
+    _, runs = S.manifest("depth_scaling", "tiny")
+    seeds = {t: {r.seed for r in runs if r.task == t} for t in ("sudoku", "maze", "arc1")}
+    scale = C.load_scale("tiny")
+    assert seeds["maze"] == set(scale["task_seeds"]["maze"]) and len(seeds["maze"]) == 10
+    assert seeds["sudoku"] == seeds["arc1"] == set(scale["seeds"])
+    study = S.load_study(C.CONFIG_DIR / "studies" / "depth_scaling.yaml")
+    planned = S.expand(study, "tiny", n_seeds=12)
+    by_task = {t: {r.seed for r in planned if r.task == t} for t in ("sudoku", "maze")}
+    assert by_task["maze"] == set(range(12)) and by_task["sudoku"] == set(range(12))
+    few = S.expand(study, "tiny", n_seeds=3)  # a plan adds runs, never drops them
+    assert {r.seed for r in few if r.task == "maze"} == seeds["maze"]
+
+
+@pytest.mark.parametrize(
+    "block, msg",
+    [
+        ("task_seeds: {mazes: [0, 1]}\n", "no task named 'mazes'"),
+        ("task_seeds: {maze: [0, 0]}\n", "task_seeds.maze: lists a seed twice"),
+        ("task_seeds: {maze: [-1]}\n", "task_seeds.maze: entries must be integers >= 0"),
+        ("task_seeds: {maze: []}\n", "task_seeds.maze: must be a non-empty list"),
+        ("task_seeds: [maze]\n", "task_seeds: must be a mapping"),
+        ("seeds: [1, 1]\n", "seeds: lists a seed twice"),
+    ],
+)
+def test_bad_scale_seeds_name_file_and_key(tmp_path, block, msg):
+    cfg = _cfg(tmp_path)
+    path = cfg / "scales" / "smoke.yaml"
+    text = "\n".join(line for line in path.read_text().splitlines() if not line.startswith("seeds:"))
+    path.write_text(text + "\n" + block)
+    with pytest.raises(C.SpecError) as e:
+        S.manifest("depth_scaling", "smoke", cfg)
+    assert "smoke.yaml" in str(e.value) and msg in str(e.value)

@@ -804,7 +804,17 @@ def _layer(name: str, kind: str, config_dir: Path, seen: tuple = (),
     return data, f"{path}: "
 
 
-SCALE_KEYS = {"description", "base", "tasks", "models", "seeds", "contrasts"}
+SCALE_KEYS = {"description", "base", "tasks", "models", "seeds", "task_seeds", "contrasts"}
+
+
+def _check_seed_list(seeds: Any, where: str) -> None:
+    if not isinstance(seeds, list) or not seeds:
+        raise SpecError(f"{where}must be a non-empty list of seeds, got {seeds!r}")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
+            raise SpecError(f"{where}entries must be integers >= 0, got {s!r}")
+    if len(set(seeds)) != len(seeds):
+        raise SpecError(f"{where}lists a seed twice: {seeds}")
 
 
 def load_scale(scale: str, config_dir: Path = CONFIG_DIR, read: list | None = None) -> dict:
@@ -812,6 +822,17 @@ def load_scale(scale: str, config_dir: Path = CONFIG_DIR, read: list | None = No
     for key in data:
         if key not in SCALE_KEYS:
             raise SpecError(f"{where}unknown key '{key}' (valid: {', '.join(sorted(SCALE_KEYS))})")
+    if data.get("seeds") is not None:
+        _check_seed_list(data["seeds"], f"{where}seeds: ")
+    # task_seeds: more seeds for a task whose runs are cheap at this scale ({task: [seeds]}).
+    per_task = data.get("task_seeds") or {}
+    if not isinstance(per_task, dict):
+        raise SpecError(f"{where}task_seeds: must be a mapping {{task: [seeds]}}, got {per_task!r}")
+    known = {p.stem for p in (config_dir / "tasks").glob("*.yaml")}
+    for task, seeds in per_task.items():
+        if task not in known:
+            raise SpecError(f"{where}task_seeds: no task named '{task}' (known: {', '.join(sorted(known))})")
+        _check_seed_list(seeds, f"{where}task_seeds.{task}: ")
     return data
 
 

@@ -282,7 +282,14 @@ def expand(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR, n_seeds: in
     tweak = (study.get("scales") or {}).get(scale) or {}
     if tweak:
         study = {**study, **tweak}
-    seeds = topped_up_seeds(study.get("seeds") or sc.get("seeds") or [0], n_seeds)
+    # Seeds: the study's own, else the scale's for the cell's task (task_seeds), else the
+    # scale's; a seed plan tops each up.
+    scale_seeds = sc.get("seeds") or [0]
+    task_seeds = sc.get("task_seeds") or {}
+
+    def seeds_of(task: str) -> list[int]:
+        return topped_up_seeds(study.get("seeds") or task_seeds.get(task) or scale_seeds, n_seeds)
+
     where = f"{study['_path']}: "
     # Cells override the study's base key by key; both may be dotted or nested.
     base = C.expand_dotted(study.get("base") or {}, where + "base: ")
@@ -292,7 +299,7 @@ def expand(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR, n_seeds: in
         knobs = {k: v for k, v in cell.items() if k not in CELL_KEYS}
         overrides = C.deep_merge(base, C.expand_dotted(knobs, where + f"cell {cell}: "))
         first: Run | None = None
-        for seed in seeds:
+        for seed in seeds_of(cell["task"]):
             try:
                 if first is None:
                     spec = C.resolve(cell["model"], cell["task"], scale, overrides, seed=seed,
