@@ -256,10 +256,12 @@ def test_bad_scale_file(cfg, case):
 
 @pytest.mark.parametrize("seeds", ["[0, -3]", "[0, 1.5]", "[0, 4294967296]"])
 def test_bad_scale_seeds(cfg, seeds):
-    """A scale's seeds list; the cell's later seeds reuse its first resolve (with_seed)."""
-    (cfg / "scales" / "bad_seeds.yaml").write_text(f"inherit: smoke\nseeds: {seeds}\n")
+    """A scale's seeds list, checked when the scale is read (before any cell resolves)."""
+    scale = cfg / "scales" / "bad_seeds.yaml"
+    scale.write_text(f"inherit: smoke\nseeds: {seeds}\n")
     path = _study(cfg, "uses_bad_seeds", "")
-    refused_clearly(lambda: S.expand(S.load_study(path), "bad_seeds", cfg), "train.seed")
+    refused_clearly(lambda: S.expand(S.load_study(path), "bad_seeds", cfg), str(scale), "seeds:",
+                    "train.seed", seeds.split(", ")[1].rstrip("]"))
 
 
 def test_good_later_seeds_equal_a_fresh_resolve(cfg):

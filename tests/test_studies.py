@@ -109,7 +109,7 @@ def test_task_seeds_give_one_task_more_seeds_and_a_plan_tops_them_up():
     [
         ("task_seeds: {mazes: [0, 1]}\n", "no task named 'mazes'"),
         ("task_seeds: {maze: [0, 0]}\n", "task_seeds.maze: lists a seed twice"),
-        ("task_seeds: {maze: [-1]}\n", "task_seeds.maze: entries must be integers >= 0"),
+        ("task_seeds: {maze: [-1]}\n", "task_seeds.maze: entries must be integers in [0, 2**32 - 1]"),
         ("task_seeds: {maze: []}\n", "task_seeds.maze: must be a non-empty list"),
         ("task_seeds: [maze]\n", "task_seeds: must be a mapping"),
         ("seeds: [1, 1]\n", "seeds: lists a seed twice"),

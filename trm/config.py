@@ -807,12 +807,14 @@ def _layer(name: str, kind: str, config_dir: Path, seen: tuple = (),
 SCALE_KEYS = {"description", "base", "tasks", "models", "seeds", "task_seeds", "contrasts"}
 
 
-def _check_seed_list(seeds: Any, where: str) -> None:
+def check_seed_list(seeds: Any, where: str) -> None:
+    """A list of seeds: non-empty, integers >= 0, none twice (`where` prefixes the error)."""
     if not isinstance(seeds, list) or not seeds:
         raise SpecError(f"{where}must be a non-empty list of seeds, got {seeds!r}")
     for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise SpecError(f"{where}entries must be integers >= 0, got {s!r}")
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= 2**32 - 1:
+            # each becomes a run's train.seed, which numpy takes as a 32-bit integer
+            raise SpecError(f"{where}entries must be integers in [0, 2**32 - 1] (train.seed), got {s!r}")
     if len(set(seeds)) != len(seeds):
         raise SpecError(f"{where}lists a seed twice: {seeds}")
 
@@ -823,7 +825,7 @@ def load_scale(scale: str, config_dir: Path = CONFIG_DIR, read: list | None = No
         if key not in SCALE_KEYS:
             raise SpecError(f"{where}unknown key '{key}' (valid: {', '.join(sorted(SCALE_KEYS))})")
     if data.get("seeds") is not None:
-        _check_seed_list(data["seeds"], f"{where}seeds: ")
+        check_seed_list(data["seeds"], f"{where}seeds: ")
     # task_seeds: more seeds for a task whose runs are cheap at this scale ({task: [seeds]}).
     per_task = data.get("task_seeds") or {}
     if not isinstance(per_task, dict):
@@ -832,7 +834,7 @@ def load_scale(scale: str, config_dir: Path = CONFIG_DIR, read: list | None = No
     for task, seeds in per_task.items():
         if task not in known:
             raise SpecError(f"{where}task_seeds: no task named '{task}' (known: {', '.join(sorted(known))})")
-        _check_seed_list(seeds, f"{where}task_seeds.{task}: ")
+        check_seed_list(seeds, f"{where}task_seeds.{task}: ")
     return data
 
 

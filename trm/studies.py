@@ -175,12 +175,8 @@ def _check_body(path: Path, data: dict, where: str = "") -> None:
             raise _err(path, f"'{where}{key}' must be a {STUDY_KEYS[key].__name__}, got {value!r}")
     _check_names(path, f"{where}tasks", data.get("tasks"))
     _check_names(path, f"{where}models", data.get("models"))
-    seeds = data.get("seeds") or []
-    for s in seeds:
-        if isinstance(s, bool) or not isinstance(s, int) or s < 0:
-            raise _err(path, f"'{where}seeds' entries must be integers >= 0, got {s!r}")
-    if len(set(seeds)) != len(seeds):
-        raise _err(path, f"'{where}seeds' lists a seed twice: {seeds}")
+    if data.get("seeds"):  # an empty list falls back to the scale's seeds
+        C.check_seed_list(data["seeds"], f"{path}: '{where}seeds' ")
     for key, values in (data.get("grid") or {}).items():
         if not isinstance(values, list) or not values:
             raise _err(path, f"{where}grid axis '{key}' must be a non-empty list, got {values!r}")
