@@ -200,3 +200,27 @@ def test_all_tied_cells_are_not_bold(example):
     flat = runs.copy()
     flat["exact_accuracy"] = 0.0  # every cell at the floor: nothing is best
     assert not summary_table(study, flat)["best"].any()
+
+
+def test_wide_cells_are_listed_with_their_seeds(example, tmp_path):
+    """A cell whose seeds split between the floor and the rest is named under the power line
+    with every seed's value; steady cells are not."""
+    from trm.results.pipeline import resolution_section, spread_summary
+    from trm.results.tables import wide_cells
+
+    _, study, _, runs = example
+    assert wide_cells(study, runs) == []  # the constructed cells are steady (sd < 10 pp)
+    runs = runs.copy()
+    cell = (runs["model"] == "trm") & (runs["model.n_latent_steps"] == 2) & (runs["status"] == "ok")
+    assert cell.sum() == 3
+    runs.loc[cell, "exact_accuracy"] = [0.80, 0.0, 0.74]
+    wide = wide_cells(study, runs)
+    assert [(w["task"], w["cell"]) for w in wide] == [("sudoku", "trm, n=2")]
+    assert wide[0]["seeds"] == {0: 0.80, 1: 0.0, 2: 0.74}
+    assert abs(wide[0]["sd"] - pd.Series([0.80, 0.0, 0.74]).std()) < 1e-12
+    text = spread_summary(wide)
+    assert "- sudoku: trm, n=2: sd 44.6 pp (seed 0: 80.0, seed 1: 0.0, seed 2: 74.0)" in text
+    paths = write_study_tables(study, runs, tmp_path)
+    section = resolution_section(study, "tiny", paths["tests"], text)
+    assert section.index("**Power:**") < section.index("**Wide cells:**")
+    assert spread_summary([]) == "" and "Wide cells" not in resolution_section(study, "tiny", paths["tests"])

@@ -16,7 +16,7 @@ from trm.results.figures import (
     plot_test_time_depth,
 )
 from trm.results.reference import write_reference_table
-from trm.results.tables import write_study_tables
+from trm.results.tables import WIDE_SD, wide_cells, write_study_tables
 
 
 def runs_frame(manifest_rows: list[dict], scale: str, root: Path = Path(".")) -> pd.DataFrame:
@@ -30,8 +30,9 @@ def runs_table(manifest_rows: list[dict], scale: str, out: Path) -> Path:
 
 
 def study_tables(study: dict, manifest_rows: list[dict], scale: str, out_dir: Path):
-    paths = write_study_tables(study, runs_frame(manifest_rows, scale), out_dir)
-    section = resolution_section(study, scale, Path(paths["tests"]))
+    runs = runs_frame(manifest_rows, scale)
+    paths = write_study_tables(study, runs, out_dir)
+    section = resolution_section(study, scale, Path(paths["tests"]), spread_summary(wide_cells(study, runs)))
     with open(paths["md"], "a") as f:
         f.write("\n" + section)  # a blank line: the section must not run into the table above
     return paths
@@ -48,9 +49,10 @@ def _fmt_p(x) -> str:
     return f"{float(x):.3g}" if _finite(x) else "n/a"
 
 
-def resolution_section(study: dict, scale: str, tests_csv: Path) -> str:
+def resolution_section(study: dict, scale: str, tests_csv: Path, spread: str = "") -> str:
     """Which of the study's contrasts this scale resolved (Holm-corrected p < 0.05), and the
-    study's own note on what the scale can and cannot show."""
+    study's own note on what the scale can and cannot show; `spread` (spread_summary) follows
+    the power line."""
     lines = [f"## What the `{scale}` scale resolves", ""]
     note = (study.get("notes") or {}).get(scale)
     if note:
@@ -80,7 +82,25 @@ def resolution_section(study: dict, scale: str, tests_csv: Path) -> str:
                      f"across seeds ({kind}) Holm p = {_fmt_p(t.get('seed_p_holm'))}, "
                      f"MDE {_fmt_pp(mde)})")
     lines += ["", power_summary(tests)]
+    if spread:
+        lines += ["", spread]
     return "\n".join(lines) + "\n"
+
+
+def spread_summary(cells: list[dict]) -> str:
+    """The cells whose seeds spread widely (tables.wide_cells), each with its seeds, so that a
+    large MDE can be traced to the cell behind it."""
+    if not cells:
+        return ""
+    pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
+    lines = [f"**Wide cells:** these cells' seeds spread by more than {100 * WIDE_SD:.0f} pp (sd); "
+             "every contrast with one of them inherits that spread. Seeds split between the floor "
+             "and the rest mark a cell on its learning curve's transition at this budget: more "
+             "seeds (`plan-seeds`) or a longer budget, not a smaller effect, would resolve it.", ""]
+    for c in cells:
+        seeds = ", ".join(f"seed {k}: {pct(v)}" for k, v in c["seeds"].items())
+        lines.append(f"- {c['task']}: {c['cell']}: sd {pct(c['sd'])} pp ({seeds})")
+    return "\n".join(lines)
 
 
 def _fmt_pp(x) -> str:

@@ -380,6 +380,32 @@ def _sd(values: pd.Series) -> float:
     return float(v.std(ddof=1)) if len(v) >= 2 else math.nan
 
 
+# A cell whose seeds spread this much (sd of the headline metric, as a fraction) is listed
+# under the study's power line: with 5 seeds, one such cell alone puts a paired contrast's
+# MDE above 10 points, so the reader should see its seeds, not only its mean.
+WIDE_SD = 0.10
+
+
+def wide_cells(study: dict, runs: pd.DataFrame, threshold: float = WIDE_SD) -> list[dict]:
+    """The study's cells whose finished seeds spread by more than `threshold` (sd of the
+    headline metric), with every seed's value: a cell on its learning curve's transition
+    (some seeds past it, some before) shows here as seeds split between the floor and the
+    rest."""
+    metric = headline_metric(study, runs)
+    if not C.is_accuracy(metric):
+        return []  # the threshold is in accuracy points
+    s = study_runs(study, runs)
+    summary = summary_table(study, runs)
+    out = []
+    for _, cell in summary.iterrows():
+        by_seed = _by_seed(_members(s.rows, cell), metric)
+        sd = _sd(pd.Series(list(by_seed.values()), dtype=float))
+        if np.isfinite(sd) and sd > threshold:
+            out.append({"task": cell["task"], "cell": C.cell_label(cell, s.shown), "metric": metric,
+                        "sd": sd, "seeds": dict(sorted(by_seed.items()))})
+    return out
+
+
 def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None) -> pd.DataFrame:
     """One row per contrast: paired McNemar + paired bootstrap when per-puzzle predictions
     exist for shared seeds (test, p), and the across-seed test (seed_*: paired by seed when
