@@ -95,8 +95,8 @@ def spread_summary(cells: list[dict]) -> str:
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
     lines = [f"**Wide cells:** these cells' seeds spread by more than {100 * WIDE_SD:.0f} pp (sd); "
              "every contrast with one of them inherits that spread. Seeds split between the floor "
-             "and the rest mark a cell on its learning curve's transition at this budget: more "
-             "seeds (`plan-seeds`) or a longer budget, not a smaller effect, would resolve it.", ""]
+             "and the rest mark a cell on its learning curve's transition at this budget; its "
+             "contrasts need more seeds (`plan-seeds`) or a budget that takes every seed past it.", ""]
     for c in cells:
         seeds = ", ".join(f"seed {k}: {pct(v)}" for k, v in c["seeds"].items())
         lines.append(f"- {c['task']}: {c['cell']}: sd {pct(c['sd'])} pp ({seeds})")
