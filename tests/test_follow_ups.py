@@ -145,8 +145,10 @@ def test_conv_kernel_range_and_signature():
 def test_new_knobs_at_their_defaults_keep_existing_signatures():
     """Hashes taken before the two knobs existed: existing run directories keep their names."""
     assert C.signature(C.RunSpec()) == "f1b93a4569"
-    # tiny as it was then (its EMA rate has since gone from 0.99 to 0.9, a new signature)
-    assert C.signature(C.resolve("trm_mlp", "sudoku", "tiny", {"train.ema_rate": 0.99})) == "d64f92c414"
+    # tiny as it was then (since then: EMA 0.99 -> 0.9, 400 -> 600 steps, 22 -> 24 blanks,
+    # each a new signature)
+    then = {"train.ema_rate": 0.99, "train.steps": 400, "data.blanks": 22}
+    assert C.signature(C.resolve("trm_mlp", "sudoku", "tiny", then)) == "d64f92c414"
     assert C.signature(C.resolve("trm_mlp", "sudoku", "tiny")) != "d64f92c414"
     assert C.signature(C.resolve("hrm", "sudoku", "paper")) == "1033d30378"
 
