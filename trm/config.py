@@ -808,7 +808,8 @@ SCALE_KEYS = {"description", "base", "tasks", "models", "seeds", "task_seeds", "
 
 
 def check_seed_list(seeds: Any, where: str) -> None:
-    """A list of seeds: non-empty, integers >= 0, none twice (`where` prefixes the error)."""
+    """A list of seeds: non-empty, integers in [0, 2**32 - 1], none twice (`where` prefixes
+    the error)."""
     if not isinstance(seeds, list) or not seeds:
         raise SpecError(f"{where}must be a non-empty list of seeds, got {seeds!r}")
     for s in seeds:
