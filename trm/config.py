@@ -831,10 +831,10 @@ def load_scale(scale: str, config_dir: Path = CONFIG_DIR, read: list | None = No
     per_task = data.get("task_seeds") or {}
     if not isinstance(per_task, dict):
         raise SpecError(f"{where}task_seeds: must be a mapping {{task: [seeds]}}, got {per_task!r}")
-    known = {p.stem for p in (config_dir / "tasks").glob("*.yaml")}
+    known = available("tasks", config_dir) if per_task else []
     for task, seeds in per_task.items():
         if task not in known:
-            raise SpecError(f"{where}task_seeds: no task named '{task}' (known: {', '.join(sorted(known))})")
+            raise SpecError(f"{where}task_seeds: no task named '{task}' (known: {', '.join(known)})")
         check_seed_list(seeds, f"{where}task_seeds.{task}: ")
     return data
 
