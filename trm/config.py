@@ -804,7 +804,22 @@ def _layer(name: str, kind: str, config_dir: Path, seen: tuple = (),
     return data, f"{path}: "
 
 
-SCALE_KEYS = {"description", "base", "tasks", "models", "seeds", "task_seeds", "contrasts"}
+SCALE_KEYS = {"description", "base", "tasks", "models", "seeds", "task_seeds", "contrasts",
+              "success_threshold"}
+
+
+def check_success_threshold(value: Any, where: str) -> None:
+    """success_threshold: {metric: value}, the value at or above which a seed counts as having
+    crossed its learning curve's transition (trm/results/twopart.py); accuracies in percent."""
+    if not isinstance(value, dict) or not value:
+        raise SpecError(f"{where}must be a mapping {{metric: value}}, e.g. {{exact_accuracy: 5.0}}, got {value!r}")
+    for metric, v in value.items():
+        if not isinstance(metric, str) or not metric:
+            raise SpecError(f"{where}metric names must be strings, got {metric!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or abs(v) == float("inf"):
+            raise SpecError(f"{where}{metric}: must be a number, got {v!r}")
+        if "accuracy" in metric and not 0 < v < 100:
+            raise SpecError(f"{where}{metric}: must be in (0, 100) percent, got {v!r}")
 
 
 def check_seed_list(seeds: Any, where: str) -> None:
@@ -827,6 +842,8 @@ def load_scale(scale: str, config_dir: Path = CONFIG_DIR, read: list | None = No
             raise SpecError(f"{where}unknown key '{key}' (valid: {', '.join(sorted(SCALE_KEYS))})")
     if data.get("seeds") is not None:
         check_seed_list(data["seeds"], f"{where}seeds: ")
+    if data.get("success_threshold") is not None:
+        check_success_threshold(data["success_threshold"], f"{where}success_threshold: ")
     # task_seeds: more seeds for a task whose runs are cheap at this scale ({task: [seeds]}).
     per_task = data.get("task_seeds") or {}
     if not isinstance(per_task, dict):
