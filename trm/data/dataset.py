@@ -8,14 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from trm.data.official_format import ARRAY_NAMES, SPLITS, array_path
+from trm.data.official_format import (ARRAY_NAMES, DIFFICULTY_ARRAYS, SPLITS, array_path,
+                                      present_optional_arrays)
 
 
 @dataclass
 class PuzzleSplit:
     """Examples [N, seq_len] grouped into puzzles (puzzle_indices, P+1 offsets) grouped into
     groups (group_indices, G+1 offsets over puzzles). Token arrays keep their stored dtype
-    (uint8 for every official builder); index arrays are int32."""
+    (uint8 for every official builder); index arrays are int32.
+
+    Instance difficulty, where the builder recorded it (None otherwise: older datasets, ARC,
+    the official builders): `difficulty` [N] int32 per example, `cell_difficulty` [N, seq_len]
+    int16 per token (-1 = undefined), named by `difficulty_names`."""
 
     inputs: np.ndarray
     labels: np.ndarray
@@ -23,6 +28,13 @@ class PuzzleSplit:
     puzzle_indices: np.ndarray
     group_indices: np.ndarray
     meta: dict
+    difficulty: np.ndarray | None = None
+    cell_difficulty: np.ndarray | None = None
+
+    @property
+    def difficulty_names(self) -> dict:
+        """{"example": name, "cell": name or None}; {} without recorded difficulty."""
+        return dict(self.meta.get("difficulty") or {})
 
     @property
     def num_examples(self) -> int:
@@ -49,6 +61,8 @@ def _load_set(split_dir: Path, set_name: str, mmap: bool) -> dict[str, np.ndarra
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing (not a built dataset split?)")
         out[name] = np.load(path, mmap_mode=mode)
+    for name in present_optional_arrays(split_dir, set_name):
+        out[name] = np.load(array_path(split_dir, name, set_name), mmap_mode=mode)
     return out
 
 
@@ -57,6 +71,10 @@ def _concat_sets(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if len(parts) == 1:
         return parts[0]
     out = {k: [] for k in ARRAY_NAMES}
+    # Difficulty is kept only when every set has it (offsets are per example: no shift).
+    for name in DIFFICULTY_ARRAYS.values():
+        if all(name in p for p in parts):
+            out[name] = [p[name] for p in parts]
     ex_off = pz_off = 0
     for i, p in enumerate(parts):
         out["inputs"].append(p["inputs"])
@@ -107,4 +125,21 @@ def load_split(root: Path, split: str, *, mmap: bool = False) -> PuzzleSplit:
     if arrays["inputs"].shape[1] != meta["seq_len"]:
         raise ValueError(f"{split_dir}: inputs have length {arrays['inputs'].shape[1]}, "
                          f"dataset.json says seq_len {meta['seq_len']}")
-    return PuzzleSplit(meta=meta, **{k: arrays[k] for k in ARRAY_NAMES})
+    _check_difficulty(split_dir, meta, arrays)
+    return PuzzleSplit(meta=meta, **{k: arrays[k] for k in ARRAY_NAMES},
+                       difficulty=arrays.get(DIFFICULTY_ARRAYS["example"]),
+                       cell_difficulty=arrays.get(DIFFICULTY_ARRAYS["cell"]))
+
+
+def _check_difficulty(split_dir: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Declared difficulty arrays exist and fit the examples (a one-line error otherwise)."""
+    declared = meta.get("difficulty") or {}
+    n, shape = arrays["inputs"].shape[0], arrays["inputs"].shape
+    for kind, name in DIFFICULTY_ARRAYS.items():
+        arr = arrays.get(name)
+        if declared.get(kind) and arr is None:
+            raise FileNotFoundError(f"{split_dir}: dataset.json records {kind} difficulty "
+                                    f"{declared[kind]!r} but {name} is missing")
+        want = (n,) if kind == "example" else shape
+        if arr is not None and arr.shape != want:
+            raise ValueError(f"{split_dir}: {name} has shape {arr.shape}, the split needs {want}")

@@ -50,7 +50,9 @@ def _array_files(root: Path, meta: dict, split: str) -> list[Path]:
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise DatasetMismatch(f"{root}: array files missing: {', '.join(missing)}")
-    return files
+    # The optional difficulty arrays too, where present: they are part of the content hash.
+    return files + [fmt.array_path(Path(root) / split, name, s) for s in sets
+                    for name in fmt.present_optional_arrays(Path(root) / split, s)]
 
 
 def _stat_key(files: list[Path]) -> dict:
@@ -82,7 +84,7 @@ def _ours_hash(root: Path) -> str:
     for split in fmt.SPLITS:
         d = Path(root) / split
         splits[split] = {name: np.load(fmt.array_path(d, name), mmap_mode="r")
-                         for name in fmt.ARRAY_NAMES}
+                         for name in fmt.ARRAY_NAMES + tuple(fmt.present_optional_arrays(d))}
     return fmt.content_hash(splits)
 
 

@@ -5,6 +5,12 @@ Train: n_train mazes, one group each: the original + (optionally) dihedral varia
 `--aug` (labels transformed with the maze, so a variant's label is an optimal path but not
 necessarily the A* tie-break of the transformed maze). Test: n_test mazes, never augmented, on
 layouts disjoint from train.
+
+Instance difficulty (recorded per example and per cell): "shortest_path_moves" = the BFS
+distance from S to G in moves (the label path's length, invariant under the dihedral
+variants); per cell "bfs_distance_from_start" = the BFS distance of every free cell from S
+(-1 for walls and cells S cannot reach): how far information must travel from the start to
+settle that cell, defined for on- and off-path cells alike.
 """
 
 from __future__ import annotations
@@ -37,6 +43,24 @@ def text_to_tokens(text: str) -> np.ndarray:
 
 def tokens_to_text(tokens: np.ndarray) -> str:
     return "".join(M.CHARSET[t - 1] for t in np.asarray(tokens).reshape(-1))
+
+
+EXAMPLE_DIFFICULTY, CELL_DIFFICULTY = "shortest_path_moves", "bfs_distance_from_start"
+
+
+def cell_distances(question: np.ndarray) -> tuple[int, np.ndarray]:
+    """(moves S -> G, BFS distance from S of every cell [h*w] int16, -1 = wall/unreachable)
+    of a question token grid [h, w]."""
+    q = np.asarray(question)
+    flat = q.reshape(-1)
+    dist = M.bfs_distances(q != M.WALL, int(np.flatnonzero(flat == M.START)[0]))
+    return int(dist[np.flatnonzero(flat == M.GOAL)[0]]), dist.astype(np.int16)
+
+
+def _difficulty(questions: list[np.ndarray], seq_len: int) -> dict[str, np.ndarray]:
+    pairs = [cell_distances(q) for q in questions]
+    return {"example": np.array([m for m, _ in pairs], np.int32).reshape(-1),
+            "cell": np.array([d for _, d in pairs], np.int16).reshape(-1, seq_len)}
 
 
 def generated(data: DataSpec) -> tuple[list[tuple], list[tuple], dict]:
@@ -123,20 +147,29 @@ def build_maze(data: DataSpec) -> BuiltData:
     n_variants = min(data.n_aug, MAX_DIHEDRAL_VARIANTS)
     aug_rng = rng_for(data.seed, STREAM_AUG)
     tr = SplitBuilder(seq_len)
+    tr_questions = []
     for q, a, _, _ in train:
         ids = [0] + list(1 + aug_rng.permutation(MAX_DIHEDRAL_VARIANTS)[:n_variants])
         tr.add_group((dihedral(q, t).reshape(-1), dihedral(a, t).reshape(-1), 0) for t in ids)
+        tr_questions += [dihedral(q, t) for t in ids]
     te = SplitBuilder(seq_len)
     for q, a, _, _ in test:
         te.add_group([(q.reshape(-1), a.reshape(-1), 0)])
+    # Each variant measured on its own grid: BFS distances are dihedral-invariant, so a variant
+    # carries its group's moves, and its cell distances move with its cells.
+    difficulty = {"train": _difficulty(tr_questions, seq_len),
+                  "test": _difficulty([q for q, _, _, _ in test], seq_len)}
     moves = np.array([m for _, _, m, _ in train + test] or [0])
     info |= {"grid": data.grid, "n_aug_effective": n_variants,
              "moves_min": int(moves.min()), "moves_median": float(np.median(moves)),
-             "moves_max": int(moves.max())}
+             "moves_max": int(moves.max()),
+             "instance_difficulty": {"example": EXAMPLE_DIFFICULTY, "cell": CELL_DIFFICULTY}}
     raw = {}
     if info["kind"] == "generated":
         raw = {split: [RawRow(src, tokens_to_text(q), tokens_to_text(a), m)
                        for q, a, m, src in items]
                for split, items in (("train", train), ("test", test))}
     return BuiltData(train=tr.finish(), test=te.finish(), vocab_size=M.VOCAB_SIZE,
-                     identifiers=["<blank>"], provenance=info, raw_rows=raw)
+                     identifiers=["<blank>"], provenance=info, raw_rows=raw,
+                     difficulty=difficulty,
+                     difficulty_names={"example": EXAMPLE_DIFFICULTY, "cell": CELL_DIFFICULTY})

@@ -7,6 +7,10 @@
     <out>/{train,test}/all__puzzle_identifiers.npy  [puzzles] int32
     <out>/{train,test}/all__puzzle_indices.npy      [puzzles + 1] int32: example offsets
     <out>/{train,test}/all__group_indices.npy       [groups + 1] int32: puzzle offsets
+  optional (instance difficulty; absent in older datasets, ARC and the official builders):
+    <out>/{train,test}/all__difficulty.npy          [examples] int32 (e.g. shortest-path moves)
+    <out>/{train,test}/all__cell_difficulty.npy     [examples, seq_len] int16, -1 = undefined
+    and dataset.json "difficulty": {"example": <name>, "cell": <name> or null}
 
 Group (an original puzzle) > puzzles (its augmented variants) > examples (input/label pairs).
 Tokens are stored as uint8 like the official builders (every vocab here is < 256).
@@ -27,6 +31,10 @@ import numpy as np
 SPLITS = ("train", "test")
 SET_NAME = "all"
 ARRAY_NAMES = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
+# Written only when a builder records difficulty; hashed only when present, so a dataset
+# without them keeps the content hash it always had.
+DIFFICULTY_ARRAYS = {"example": "difficulty", "cell": "cell_difficulty"}
+OPTIONAL_ARRAY_NAMES = tuple(DIFFICULTY_ARRAYS.values())
 OFFICIAL_FIELDS = (
     "pad_id",
     "ignore_label_id",
@@ -133,10 +141,13 @@ def split_metadata(arrays: SplitArrays, *, vocab_size: int, num_puzzle_identifie
 
 
 def content_hash(splits: dict[str, dict[str, np.ndarray]]) -> str:
-    """sha256 over every array of every split (name, dtype, shape, bytes) in a fixed order."""
+    """sha256 over every array of every split (name, dtype, shape, bytes) in a fixed order;
+    the optional difficulty arrays follow the required ones where a split has them."""
     h = hashlib.sha256()
     for split in sorted(splits):
-        for name in ARRAY_NAMES:
+        names = ARRAY_NAMES + tuple(n for n in OPTIONAL_ARRAY_NAMES
+                                    if splits[split].get(n) is not None)
+        for name in names:
             arr = np.ascontiguousarray(splits[split][name])
             h.update(f"{split}/{name}/{arr.dtype.str}/{arr.shape}".encode())
             # Chunked so multi-GB memmaps are hashed without a second copy in memory.
@@ -212,6 +223,14 @@ def write_arrays(split_dir: Path, arrays: dict[str, np.ndarray]) -> None:
     split_dir.mkdir(parents=True, exist_ok=True)
     for name in ARRAY_NAMES:
         np.save(array_path(split_dir, name), arrays[name])
+    for name in OPTIONAL_ARRAY_NAMES:
+        if arrays.get(name) is not None:
+            np.save(array_path(split_dir, name), arrays[name])
+
+
+def present_optional_arrays(split_dir: Path, set_name: str = SET_NAME) -> list[str]:
+    """The optional difficulty arrays a split directory holds."""
+    return [n for n in OPTIONAL_ARRAY_NAMES if array_path(split_dir, n, set_name).is_file()]
 
 
 def write_json(path: Path, obj, indent: int | None = 1) -> None:
@@ -242,3 +261,45 @@ class BuiltData:
     provenance: dict  # kind, source, version, generator, generator_version (+ task details)
     json_files: dict[str, object] = field(default_factory=dict)  # extra <out>/<name> JSON files
     raw_rows: dict[str, list] = field(default_factory=dict)  # split -> RawRows: raw/<split>.csv
+    # Instance difficulty (optional): {split: {"example": int32 [examples], "cell": int16
+    # [examples, seq_len], -1 = undefined (optional)}}; augmented variants carry their group's
+    # value. difficulty_names: {"example": name, "cell": name} ("cell" only with cell arrays).
+    difficulty: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    difficulty_names: dict = field(default_factory=dict)
+
+    def split_arrays(self, split: str) -> dict[str, np.ndarray]:
+        """A split's required arrays plus its difficulty arrays under their on-disk names."""
+        out = getattr(self, split).arrays()
+        for kind, arr in (self.difficulty.get(split) or {}).items():
+            if arr is not None:
+                out[DIFFICULTY_ARRAYS[kind]] = arr
+        return out
+
+    def difficulty_meta(self) -> dict | None:
+        """dataset.json's "difficulty" entry, or None when no difficulty is recorded."""
+        if not self.difficulty:
+            return None
+        return {"example": self.difficulty_names["example"],
+                "cell": self.difficulty_names.get("cell")}
+
+    def check_difficulty(self) -> None:
+        """Shapes, dtypes and names agree with the splits; fails before anything is written."""
+        if not self.difficulty:
+            return
+        assert set(self.difficulty) == set(SPLITS), "difficulty needs both splits"
+        assert set(self.difficulty_names) <= {"example", "cell"}, self.difficulty_names
+        assert self.difficulty_names.get("example"), "difficulty_names needs 'example'"
+        has_cell = {s: self.difficulty[s].get("cell") is not None for s in SPLITS}
+        assert len(set(has_cell.values())) == 1, "cell difficulty in one split only"
+        assert has_cell["train"] == bool(self.difficulty_names.get("cell")), \
+            "difficulty_names['cell'] must name the cell arrays (and only when they exist)"
+        for split in SPLITS:
+            arrays, d = getattr(self, split), self.difficulty[split]
+            assert set(d) <= {"example", "cell"}, sorted(d)
+            ex = d["example"]
+            assert ex.dtype == np.int32 and ex.shape == (len(arrays.inputs),), \
+                f"{split} example difficulty: {ex.dtype} {ex.shape}"
+            if d.get("cell") is not None:
+                cell = d["cell"]
+                assert cell.dtype == np.int16 and cell.shape == arrays.inputs.shape, \
+                    f"{split} cell difficulty: {cell.dtype} {cell.shape}"

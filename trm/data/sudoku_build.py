@@ -189,12 +189,60 @@ def tokens(grid: np.ndarray) -> np.ndarray:
 
 
 def augmented_variants(p: Puzzle, n: int, n_aug: int, rng: np.random.Generator):
-    """(puzzles, solutions) [1 + n_aug, n*n]: the original first, then n_aug random equivalence
-    transforms (as the official builder, not deduplicated: a 9x9 has ~1e12 transforms)."""
+    """(puzzles, solutions, gather) [1 + n_aug, n*n]: the original first, then n_aug random
+    equivalence transforms (as the official builder, not deduplicated: a 9x9 has ~1e12
+    transforms); variant cell c holds the original's cell gather[c]."""
     gather, maps = random_transforms(n, n_aug, rng)
     puzzles = np.concatenate([p.puzzle[None], apply_transforms(p.puzzle, gather, maps)])
     solutions = np.concatenate([p.solution[None], apply_transforms(p.solution, gather, maps)])
-    return puzzles, solutions
+    identity = np.arange(n * n)[None]
+    return puzzles, solutions, np.concatenate([identity, gather])
+
+
+# --------------------------------------------------------------------------------------
+# Instance difficulty
+# --------------------------------------------------------------------------------------
+
+# The per-example measure by grid. On 6x6 with 24 blanks singles solve ~98% of puzzles with
+# no guess at all, while the synchronous deduction rounds they need spread from 3 to 13; on
+# Sudoku-Extreme-like 9x9 singles stall after one round and the guesses carry the spread.
+EXAMPLE_DIFFICULTY = {4: "deduction_rounds", 6: "deduction_rounds", 9: "guesses"}
+# Per cell only where singles fix most cells (on 9x9 nearly every blank would be undefined).
+CELL_DIFFICULTY = {4: "deduction_round", 6: "deduction_round"}
+
+
+def puzzle_difficulty(puzzles: np.ndarray, n: int) -> dict[str, np.ndarray]:
+    """Both measures for puzzles [P, n*n] (0 = blank): "deduction_rounds" [P] (synchronous
+    rounds of naked + hidden singles to their fixed point, solver.DEDUCTION_VERSION),
+    "guesses" [P] (guesses to the first solution, solver.RATING_VERSION) and
+    "deduction_round" [P, n*n] (the round that fixed each cell, 0 = given, -1 = never)."""
+    puzzles = np.asarray(puzzles).reshape(-1, n * n)
+    if len(puzzles) == 0:
+        return {"deduction_rounds": np.zeros(0, np.int32), "guesses": np.zeros(0, np.int32),
+                "deduction_round": np.zeros((0, n * n), np.int16)}
+    rounds, solved_at = solver.deduction_depth(puzzles, n)
+    _, _, guesses = solver.solve(puzzles, n, cap=1)
+    return {"deduction_rounds": rounds.astype(np.int32), "guesses": guesses.astype(np.int32),
+            "deduction_round": solved_at}
+
+
+def _summary(values: np.ndarray) -> dict:
+    if len(values) == 0:
+        return {}
+    return {"min": int(values.min()), "median": float(np.median(values)),
+            "mean": round(float(values.mean()), 3), "max": int(values.max())}
+
+
+def difficulty_provenance(n: int, measures: dict[str, dict[str, np.ndarray]]) -> dict:
+    """What the recorded difficulty is, and both measures per split (the unused one too)."""
+    return {
+        "example": EXAMPLE_DIFFICULTY[n],
+        "cell": CELL_DIFFICULTY.get(n),
+        "rules": {"deduction_rounds": solver.DEDUCTION_VERSION, "guesses": solver.RATING_VERSION,
+                  "deduction_round": solver.DEDUCTION_VERSION},
+        "per_original_puzzle": {split: {k: _summary(m[k]) for k in ("deduction_rounds", "guesses")}
+                                for split, m in measures.items()},
+    }
 
 
 def build_sudoku(data: DataSpec) -> BuiltData:
@@ -204,13 +252,29 @@ def build_sudoku(data: DataSpec) -> BuiltData:
     train, test, info = resolve_puzzles(data)
     seq_len = n * n
     aug_rng = rng_for(data.seed, STREAM_AUG)
+    measures = {split: puzzle_difficulty(np.array([p.puzzle for p in items]), n)
+                for split, items in (("train", train), ("test", test))}
+    ex_name, cell_name = EXAMPLE_DIFFICULTY[n], CELL_DIFFICULTY.get(n)
     tr = SplitBuilder(seq_len)
-    for p in train:
-        qs, as_ = augmented_variants(p, n, data.n_aug, aug_rng)
+    tr_example, tr_cell = [], []
+    for i, p in enumerate(train):
+        qs, as_, gather = augmented_variants(p, n, data.n_aug, aug_rng)
         tr.add_group_of_single_examples(tokens(qs), tokens(as_))
+        # Variants carry their group's value; per cell it moves with the cells.
+        tr_example.append(np.full(len(qs), measures["train"][ex_name][i], np.int32))
+        if cell_name:
+            tr_cell.append(measures["train"][cell_name][i][gather])
     te = SplitBuilder(seq_len)
     for p in test:
         te.add_group([(tokens(p.puzzle), tokens(p.solution), 0)])
+    difficulty = {
+        "train": {"example": np.concatenate(tr_example or [np.zeros(0, np.int32)])},
+        "test": {"example": measures["test"][ex_name].astype(np.int32)},
+    }
+    if cell_name:
+        difficulty["train"]["cell"] = np.concatenate(
+            tr_cell or [np.zeros((0, seq_len), np.int16)]).astype(np.int16)
+        difficulty["test"]["cell"] = measures["test"][cell_name].astype(np.int16)
     ratings = np.array([p.rating for p in train + test] or [0])
     info |= {
         "grid": n,
@@ -218,11 +282,13 @@ def build_sudoku(data: DataSpec) -> BuiltData:
         "blanks": data.blanks,
         "rating_mean": float(ratings.mean()),
         "rating_max": int(ratings.max()),
+        "instance_difficulty": difficulty_provenance(n, measures),
     }
     raw = {}
     if info["kind"] == "generated":
         raw = {"train": [to_row(p) for p in train], "test": [to_row(p) for p in test]}
     return BuiltData(
         train=tr.finish(), test=te.finish(), vocab_size=n + 2, identifiers=["<blank>"],
-        provenance=info, raw_rows=raw,
+        provenance=info, raw_rows=raw, difficulty=difficulty,
+        difficulty_names={"example": ex_name} | ({"cell": cell_name} if cell_name else {}),
     )

@@ -336,3 +336,80 @@ def is_valid_solution(grid: np.ndarray, n: int) -> bool:
         return False
     want = np.arange(1, n + 1)
     return all(np.array_equal(np.sort(g[u]), want) for u in geo.units)
+
+
+# --------------------------------------------------------------------------------------
+# Deduction depth (build-time difficulty; the search and RATING above are untouched)
+# --------------------------------------------------------------------------------------
+
+DEDUCTION_VERSION = "trm-sync-singles-v1"
+
+
+@njit
+def _deduction_rounds(grid, peers, units, full, solved_at):
+    """Synchronous rounds of naked + hidden singles from the givens: every rule in a round
+    reads the candidates as they were when the round began (unlike _propagate, which updates
+    in place and so depends on cell order). Writes into solved_at the round at which each
+    cell's digit became fixed (0 for givens, -1 if singles never fix it). Returns the number
+    of rounds that changed something, or -1 on a contradiction."""
+    cells = grid.shape[0]
+    cand = _givens_to_cand(grid, full)
+    for c in range(cells):
+        solved_at[c] = 0 if grid[c] else -1
+    rounds = 0
+    new = cand.copy()
+    while True:
+        for c in range(cells):
+            new[c] = cand[c]
+        for c in range(cells):
+            m = cand[c]
+            if m & (m - 1) == 0:
+                for k in range(peers.shape[1]):
+                    new[peers[c, k]] &= ~m
+        for u in range(units.shape[0]):
+            once = 0
+            twice = 0
+            for k in range(units.shape[1]):
+                m = cand[units[u, k]]
+                twice |= once & m
+                once |= m
+            exactly = once & ~twice
+            for k in range(units.shape[1]):
+                c = units[u, k]
+                h = cand[c] & exactly
+                if h and h & (h - 1) == 0:
+                    new[c] &= h
+        changed = False
+        for c in range(cells):
+            if new[c] == 0:
+                return -1
+            if new[c] != cand[c]:
+                changed = True
+        if not changed:
+            return rounds
+        rounds += 1
+        for c in range(cells):
+            m = new[c]
+            if solved_at[c] < 0 and m & (m - 1) == 0:
+                solved_at[c] = rounds
+            cand[c] = m
+
+
+@njit_parallel
+def _deduction_batch(grids, peers, units, full, rounds, solved_at):
+    for i in prange(grids.shape[0]):
+        rounds[i] = _deduction_rounds(grids[i], peers, units, full, solved_at[i])
+
+
+def deduction_depth(grids: np.ndarray, n: int):
+    """Per puzzle [B, n*n] (0 = blank): (rounds [B] int32 of synchronous naked + hidden singles
+    to their fixed point, solved_at [B, n*n] int16: the round that fixed each cell, 0 for a
+    given, -1 for a cell that singles alone never fix). DEDUCTION_VERSION names the rule."""
+    geo = geometry(n)
+    grids = np.ascontiguousarray(np.atleast_2d(grids), dtype=np.int32)
+    if grids.shape[1] != geo.cells:
+        raise ValueError(f"expected {geo.cells} cells per {n}x{n} grid, got {grids.shape[1]}")
+    rounds = np.zeros(grids.shape[0], np.int32)
+    solved_at = np.zeros(grids.shape, np.int32)
+    _deduction_batch(grids, geo.peers, geo.units, geo.full, rounds, solved_at)
+    return rounds, solved_at.astype(np.int16)
