@@ -60,9 +60,9 @@ def read_meta(out_dir: Path) -> dict:
     return meta
 
 
-def _save_split(split_dir: Path, arrays: fmt.SplitArrays) -> None:
+def _save_split(split_dir: Path, arrays: dict[str, np.ndarray]) -> None:
     split_dir.mkdir(parents=True, exist_ok=True)
-    for name, arr in arrays.arrays().items():
+    for name, arr in arrays.items():
         target = fmt.array_path(split_dir, name)
         if isinstance(arr, np.memmap) and Path(arr.filename).resolve() == target.resolve():
             arr.flush()  # written in place by the builder (multi-GB ARC arrays)
@@ -96,13 +96,17 @@ def build_dataset(data: DataSpec, out_dir: Path) -> dict:
     tmp = fmt.temp_dir_next_to(out_dir)
     try:
         built = _build_into(data, tmp)
-        digest = fmt.content_hash({"train": built.train.arrays(), "test": built.test.arrays()})
+        built.check_difficulty()
+        digest = fmt.content_hash({s: built.split_arrays(s) for s in fmt.SPLITS})
         prov = _provenance(data, built, digest)
         n_ids = len(built.identifiers)
+        difficulty = built.difficulty_meta()
         for split, arrays in (("train", built.train), ("test", built.test)):
-            _save_split(tmp / split, arrays)
+            _save_split(tmp / split, built.split_arrays(split))
             meta = fmt.split_metadata(arrays, vocab_size=built.vocab_size,
                                       num_puzzle_identifiers=n_ids)
+            if difficulty is not None:  # absent, not null, without it: old dataset.json bytes
+                meta["difficulty"] = difficulty
             fmt.write_json(tmp / split / "dataset.json", meta | {"provenance": prov})
         # Compact: ARC writes ~1M identifiers and the raw evaluation tasks.
         fmt.write_json(tmp / "identifiers.json", built.identifiers, indent=None)
