@@ -11,6 +11,9 @@ cycles T and latent steps n).
     ev["correct"]                  # [n_steps, n] per-example exact correctness (bool)
     ev["halting"]                  # halting-head statistics (see halting_stats)
     ev["scorers"][name]            # task scorers: maze valid-and-optimal, ARC voting
+    ev["by_difficulty"]            # only when the split records difficulty: exact accuracy per
+    ev["by_cell_difficulty"]       # difficulty bin after each step (and token accuracy per
+                                   # cell-difficulty bin); see difficulty_record
 
 Task scorers (trm.train.maze_eval.MazeScorer, trm.train.arc_eval.ArcScorer) see every batch:
     ctx = scorer.begin(idx, inputs, labels)        # numpy arrays of the batch
@@ -117,6 +120,7 @@ def evaluate(
         pids = torch.as_tensor(pids_all[idx], dtype=torch.long, device=device)
         mask = labels != ignore
         b = len(idx)
+        by_cell = _CellTally(split, idx, lab_np != ignore, n_steps)
         exact = np.zeros((n_steps, b), dtype=bool)
         halted = np.zeros((n_steps, b), dtype=bool)
         cells = np.zeros(n_steps, dtype=np.int64)
@@ -129,6 +133,7 @@ def evaluate(
             hit = (pred == labels) & mask
             exact[k] = (hit.sum(-1) == mask.sum(-1)).cpu().numpy()
             cells[k] = int(hit.sum())
+            by_cell.add(k, hit)
             q = q_halt.float().cpu().numpy()
             halted[k] = q > 0
             if scorers:
@@ -136,7 +141,7 @@ def evaluate(
                 for s, ctx in zip(scorers, ctxs):
                     s.step(ctx, k + 1, pred_np, q)
         records.append({"j": j, "exact": exact, "halted": halted, "cells": cells,
-                        "cells_total": int(mask.sum()),
+                        "cells_total": int(mask.sum()), "by_cell": by_cell.payload(),
                         "scorers": [s.end(ctx) for s, ctx in zip(scorers, ctxs)]})
     model.train(was_training)
     if comm is not None and comm.enabled:
@@ -151,7 +156,7 @@ def evaluate(
         cells = np.zeros(n_steps, dtype=np.int64)
     cells_total = sum(r["cells_total"] for r in records)
     halting_at = halting_at or n_steps
-    return {
+    return _difficulty_results(split, indices, exact, [r["by_cell"] for r in records]) | {
         "n": n,
         "indices": indices,
         "exact_accuracy": _mean_rows(exact),
@@ -162,6 +167,107 @@ def evaluate(
         "scorers": {s.name: s.finalize([r["scorers"][i] for r in records])
                     for i, s in enumerate(scorers)},
     }
+
+
+# --------------------------------------------------------------------------------------
+# Accuracy by instance difficulty
+# --------------------------------------------------------------------------------------
+
+MAX_DISTINCT_BINS = 12  # up to this many distinct values: one bin each
+QUANTILE_BINS = 8  # beyond: this many quantile bins (fewer where values tie)
+
+
+def difficulty_bins(counts: np.ndarray) -> tuple[list[list[int]], str]:
+    """Bins [[lo, hi], ...] (inclusive integer ranges) over values 0..len(counts)-1, where
+    counts[v] items have value v: one bin per value present when at most MAX_DISTINCT_BINS
+    are, else QUANTILE_BINS bins cut at the quantiles of the items (ties merge bins).
+    Returns (bins, "distinct" | "quantile"). Every bin holds at least one item."""
+    counts = np.asarray(counts, dtype=np.int64)
+    present = np.flatnonzero(counts)
+    if len(present) <= MAX_DISTINCT_BINS:
+        return [[int(v), int(v)] for v in present], "distinct"
+    cum = np.cumsum(counts)
+    cuts = np.linspace(0, 1, QUANTILE_BINS + 1)[:-1] * cum[-1]
+    # The smallest value whose cumulative count exceeds each cut (inverted CDF): every start
+    # is a value that occurs, so no bin is empty.
+    starts = np.unique(np.searchsorted(cum, cuts, side="right"))
+    ends = np.append(starts[1:] - 1, present[-1])
+    return [[int(a), int(b)] for a, b in zip(starts, ends)], "quantile"
+
+
+def binned_accuracy(hits: np.ndarray, totals: np.ndarray, bins: list[list[int]]):
+    """hits [steps, V], totals [V] by value -> (items per bin, accuracy [steps][bins])."""
+    hits, totals = np.atleast_2d(hits), np.asarray(totals)
+    count = [int(totals[lo:hi + 1].sum()) for lo, hi in bins]
+    acc = [[float(h[lo:hi + 1].sum() / c) if c else 0.0 for (lo, hi), c in zip(bins, count)]
+           for h in hits]
+    return count, acc
+
+
+def difficulty_record(values: np.ndarray, correct: np.ndarray, name: str,
+                      key: str = "exact_accuracy") -> dict:
+    """Accuracy per difficulty bin after each step, from per-item values [n] (negative =
+    undefined, left out) and correctness [steps, n]: {"name", "binning", "bins", "count",
+    key: [[per bin] per step]}."""
+    values = np.asarray(values, dtype=np.int64)
+    correct = np.asarray(correct, dtype=bool)
+    keep = values >= 0
+    v = values[keep]
+    size = int(v.max()) + 1 if v.size else 0
+    totals = np.bincount(v, minlength=size)
+    hits = np.array([np.bincount(v, weights=row[keep], minlength=size) for row in correct])
+    return _record(name, totals, hits.reshape(len(correct), size), key)
+
+
+def _record(name: str, totals: np.ndarray, hits: np.ndarray, key: str) -> dict:
+    bins, binning = difficulty_bins(totals)
+    count, acc = binned_accuracy(hits, totals, bins)
+    return {"name": name, "binning": binning, "bins": bins, "count": count, key: acc}
+
+
+class _CellTally:
+    """Right tokens per cell-difficulty value after each step, for one batch (nothing when
+    the split has no cell difficulty). Counts by raw value, binned once all batches are in."""
+
+    def __init__(self, split: PuzzleSplit, idx: np.ndarray, mask: np.ndarray, n_steps: int):
+        self.values = None
+        if split.cell_difficulty is None:
+            return
+        values = np.asarray(split.cell_difficulty[idx], dtype=np.int64)
+        keep = mask & (values >= 0)
+        self.values = values[keep]
+        self.keep = keep
+        size = int(self.values.max()) + 1 if self.values.size else 0
+        self.totals = np.bincount(self.values, minlength=size)
+        self.hits = np.zeros((n_steps, size), dtype=np.int64)
+
+    def add(self, k: int, hit: torch.Tensor) -> None:
+        if self.values is not None:
+            right = hit.cpu().numpy()[self.keep]
+            self.hits[k] = np.bincount(self.values, weights=right, minlength=len(self.totals))
+
+    def payload(self):
+        return None if self.values is None else (self.totals, self.hits)
+
+
+def _difficulty_results(split: PuzzleSplit, indices: np.ndarray, exact: np.ndarray,
+                        cell_payloads: list) -> dict:
+    """The by-difficulty entries of evaluate's result ({} without recorded difficulty)."""
+    names, out = split.difficulty_names, {}
+    if split.difficulty is not None:
+        values = np.asarray(split.difficulty[indices])
+        out["by_difficulty"] = difficulty_record(values, exact, names.get("example") or "difficulty")
+    parts = [p for p in cell_payloads if p is not None]
+    if split.cell_difficulty is not None:
+        size = max([len(t) for t, _ in parts], default=0)
+        totals = np.zeros(size, dtype=np.int64)
+        hits = np.zeros((exact.shape[0], size), dtype=np.int64)
+        for t, h in parts:
+            totals[:len(t)] += t
+            hits[:, :len(t)] += h.astype(np.int64)
+        out["by_cell_difficulty"] = _record(names.get("cell") or "cell_difficulty", totals,
+                                            hits, "cell_accuracy")
+    return out
 
 
 def _mean_rows(a: np.ndarray) -> list[float]:

@@ -657,6 +657,10 @@ def _metrics(spec: C.RunSpec, trainer: Trainer, status: str, diverged_at, error)
     )
     if "arc" in ev["scorers"]:
         out["arc"] = {"n_supervision": n_sup, **ev["scorers"]["arc"][n_sup]}
+    # Accuracy per instance-difficulty bin after every step (datasets that record difficulty).
+    for key in ("by_difficulty", "by_cell_difficulty"):
+        if key in ev:
+            out[key] = ev[key]
     return out
 
 
