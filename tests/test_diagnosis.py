@@ -1,0 +1,138 @@
+"""Failed seeds diagnosed: each class from a constructed train log, and a study's section."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trm.results import diagnosis as D
+from trm.results.collect import collect_runs
+from trm.results.example_runs import write_example_study
+
+STEPS = list(range(50, 601, 50))
+
+
+def log(loss, halted_frac=None, mean_segments=None, train_exact=None, evals=None) -> pd.DataFrame:
+    """A train log as trm.train.loop writes it: per logged step lm_loss, halted_frac,
+    mean_segments, train_exact (callables of the step, or constants); periodic evaluations
+    {step: exact} as their own records."""
+
+    def at(v, s):
+        return v(s) if callable(v) else v
+
+    records = [{"step": s, "loss": at(loss, s) + 0.01, "lm_loss": at(loss, s),
+                "halted_frac": at(0.25 if halted_frac is None else halted_frac, s),
+                "mean_segments": at(4.0 if mean_segments is None else mean_segments, s),
+                "train_exact": at(0.0 if train_exact is None else train_exact, s)} for s in STEPS]
+    records += [{"step": s, "eval_n": 500, "eval_exact_accuracy": e} for s, e in (evals or {}).items()]
+    return pd.DataFrame(records)
+
+
+def metrics(final=0.0, status="ok", n_sup=4, halting="bce", **extra):
+    return {"status": status, "steps": 600, "total_steps": 600, "exact_accuracy": final,
+            "spec": {"model": {"n_supervision": n_sup, "halting": halting}}, **extra}
+
+
+def falling(start, end, until):
+    """Loss falling linearly from `start` to `end` by step `until`, flat after."""
+    return lambda s: start + (end - start) * min(s, until) / until
+
+
+def test_label_prior_loss_flat_from_the_first_step():
+    d = D.diagnose(log(lambda s: 0.6931 - 1e-6 * s), metrics())
+    assert d.classes == ["label prior"]
+    assert d.evidence["loss_max_dev"] < D.PRIOR_BAND
+    assert "0.693 → 0.693 (within 0.1% of the first throughout)" in D.evidence_text(d.evidence)
+
+
+def test_loss_plateau_after_a_fall():
+    d = D.diagnose(log(falling(2.0, 0.8, 250)), metrics())
+    assert d.classes == ["loss plateau"]
+    assert abs(d.evidence["last_half_change"]) < D.PLATEAU_CHANGE
+
+
+def test_halted_early_on_most_steps():
+    d = D.diagnose(log(falling(2.0, 0.8, 250), halted_frac=1.0, mean_segments=1.0), metrics())
+    assert d.primary == "halted early" and "loss plateau" in d.classes
+    assert d.evidence["early_halt_steps"] == len(STEPS)
+    assert f"on {len(STEPS)}/{len(STEPS)} logged steps" in D.evidence_text(d.evidence)
+
+
+def test_halting_every_step_is_no_trap_when_halting_cannot_act():
+    # N_sup = 1: every slot halts after its one segment by construction.
+    flat = log(falling(2.0, 0.8, 250), halted_frac=1.0, mean_segments=1.0)
+    assert "halted early" not in D.diagnose(flat, metrics(n_sup=1)).classes
+    assert "halted early" not in D.diagnose(flat, metrics(halting="none")).classes
+    # Early halting on a minority of the logged steps is not the trap either.
+    few = log(falling(2.0, 0.8, 250), halted_frac=lambda s: 1.0 if s <= 150 else 0.25,
+              mean_segments=lambda s: 1.0 if s <= 150 else 4.0)
+    assert "halted early" not in D.diagnose(few, metrics()).classes
+
+
+def test_late_crossing_from_the_periodic_evaluation():
+    evals = {100: 0.0, 200: 0.0, 300: 0.0, 400: 0.0, 500: 0.01, 550: 0.025}
+    d = D.diagnose(log(falling(2.0, 0.8, 250), evals=evals), metrics(final=0.04))
+    assert d.primary == "late crossing"
+    assert d.evidence["late_source"] == "periodic evaluation"
+    assert d.evidence["late_rise"] == pytest.approx(np.polyfit([500, 550, 600], [0.01, 0.025, 0.04], 1)[0] * 100)
+    assert d.evidence["best_periodic_exact"] == 0.025
+
+
+def test_late_crossing_from_train_exact_without_evaluations():
+    d = D.diagnose(log(falling(2.0, 0.8, 250), train_exact=lambda s: 0.0 if s < 500 else (s - 450) / 5000),
+                   metrics(final=0.02))
+    assert "late crossing" in d.classes and d.evidence["late_source"] == "train_exact"
+
+
+def test_diverged_and_failed_come_from_the_status():
+    d = D.diagnose(log(falling(2.0, 0.8, 250)), metrics(status="diverged", diverged_at_step=120,
+                                                        error="loss became non-finite"))
+    assert d.primary == "diverged" and d.evidence["diverged_at_step"] == 120
+    assert "diverged at step 120" in D.evidence_text(d.evidence)
+    assert D.diagnose(pd.DataFrame(), {"status": "failed", "error": "boom"}, "failed").classes == ["failed"]
+
+
+def test_a_loss_still_falling_with_exact_flat_is_unclassified():
+    d = D.diagnose(log(lambda s: 2.0 - 0.002 * s), metrics())
+    assert d.classes == ["unclassified"]
+    assert d.evidence["last_half_change"] > D.PLATEAU_CHANGE
+
+
+def test_too_short_a_log_decides_nothing():
+    d = D.diagnose(log(0.6931).iloc[:2], metrics())
+    assert d.classes == ["unclassified"] and "loss_first" not in d.evidence
+
+
+# --------------------------------------------------------------------------------------
+# A study's failed seeds
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    study, manifest = write_example_study(root, n_test=50)
+    return root, study, collect_runs(manifest, root)
+
+
+def test_study_lists_every_seed_below_the_threshold(example):
+    root, study, runs = example
+    ok = runs[runs["status"] == "ok"]
+    threshold = float(np.median(ok["exact_accuracy"]))
+    failed = D.failed_seeds(study, runs, threshold)
+    below = ok[ok["exact_accuracy"] < threshold]
+    diverged = runs[runs["status"] == "diverged"]
+    assert len(failed) == len(below) + len(diverged)  # missing runs are not failed seeds
+    assert [f["classes"][0] for f in failed if f["status"] == "diverged"] == ["diverged"] * len(diverged)
+    text = D.section(failed, threshold)
+    assert "## Failed seeds" in text and "**diverged**" in text
+    assert f"{len(failed)} seed(s) below" in text
+
+
+def test_study_with_every_seed_past_the_threshold(example):
+    root, study, runs = example
+    finished = runs[runs["status"] != "diverged"]
+    assert D.failed_seeds(study, finished, 0.0) == []
+    assert "Every finished seed reached" in D.section([], 0.05)
+    assert math.isfinite(D.PRIOR_BAND)
