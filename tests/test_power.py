@@ -177,3 +177,38 @@ def test_power_line_names_pairs_for_the_paired_test():
     assert "8.0 to 12.0 pp" in line and "x vs y (5 seed pairs)" in line
     rows.loc[1, "mde"] = 0.30
     assert "x vs z (3 seeds a side)" in power_summary(rows)
+
+
+def test_boschloo_power_and_seeds_for_success_rates():
+    from trm.results import power, twopart
+
+    # Rates 1.0 vs 0.2 at 5 seeds: 5/5 vs 1/5 rejects (p 0.021), 5/5 vs 2/5 does not, so the
+    # power is P(B has at most one success) = 0.8^5 + 5 * 0.2 * 0.8^4.
+    assert twopart.boschloo(5, 5, 2, 5) > 0.05
+    assert power.boschloo_power(1.0, 0.2, 5) == pytest.approx(0.8**5 + 5 * 0.2 * 0.8**4)
+    n, method = power.boschloo_seeds_needed(1.0, 0.2)
+    assert method == "exact" and n == 6
+    assert power.boschloo_power(1.0, 0.2, n) >= 0.8 > power.boschloo_power(1.0, 0.2, n - 1)
+    # Rates too close for the exact search: the normal approximation (textbook: about 93 per
+    # group for 0.7 vs 0.5), and no plan for equal rates.
+    assert power.boschloo_seeds_needed(0.7, 0.5) == (93, "normal approximation")
+    assert power.boschloo_seeds_needed(0.6, 0.6) == (None, "")
+
+
+def test_seed_planner_plans_two_part_contrasts_on_success_counts(example):
+    from trm.results import power, twopart
+
+    root, study, runs = example
+    runs = runs.copy()
+    cell = (runs["model"] == "trm") & (runs["model.n_latent_steps"] == 2) & (runs["status"] == "ok")
+    runs.loc[cell, "exact_accuracy"] = [0.80, 0.0, 0.74]  # trm n=2 on its transition
+    runs["scale"] = "tiny"  # its threshold: 5% exact
+    plan = plan_seeds(study, runs, effect=0.10, root=root)
+    two = plan[plan["reading"] == twopart.TWO_PART]
+    assert len(two) == 2 and (plan.loc[plan["reading"] != twopart.TWO_PART, "rate_method"] == "").all()
+    for _, r in two.iterrows():
+        want = power.boschloo_seeds_needed(r["a_success_rate"], r["b_success_rate"])
+        assert (r["rate_seeds_needed"], r["rate_method"]) == want and want[0] is not None
+    text = format_plan(plan, 0.10)
+    assert "seeds for these rates (Boschloo)" in text
+    assert "67% / 100%" in text or "100% / 67%" in text

@@ -68,13 +68,17 @@ def resolution_section(study: dict, scale: str, tests_csv: Path, spread: str = "
         "A contrast is *resolved* when it is significant both on the paired test puzzles "
         "(Holm-corrected) and across seeds (paired by seed, Holm-corrected); *paired only* "
         "means these trained models differ on these puzzles, but seed-to-seed spread could "
-        "explain it.",
+        "explain it. A contrast with a cell on its transition (seeds on both sides of the "
+        "scale's success threshold) is read in two parts instead, and resolved when the "
+        "two-part test is (Holm); the Decisions section above gives each contrast's reading.",
         "",
     ]
     for _, t in tests.iterrows():
         paired = bool(t["significant"])
         across = _finite(t.get("seed_p_holm")) and float(t["seed_p_holm"]) < 0.05
         verdict = "resolved" if paired and across else "paired only" if paired else "not resolved"
+        if t.get("reading") == "two-part":
+            verdict = ("resolved" if bool(t["resolved"]) else "not resolved") + " (two-part reading)"
         mde = t.get("mde")
         kind = "paired by seed" if t.get("seed_test") == "paired_t" else "Welch"
         lines.append(f"- {t['task']}: {t['a']} vs {t['b']} ({t['factor']}): {verdict} "

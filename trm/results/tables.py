@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from trm.results import cells as C
-from trm.results import stats
+from trm.results import stats, twopart
 from trm.results.collect import load_correct, parse_json_column, runs_root, with_spec_columns
 
 HEADLINE = "exact_accuracy"
@@ -74,6 +74,41 @@ def _order_cells(
     return summary.iloc[sorted(range(len(summary)), key=key)].reset_index(drop=True)
 
 
+FROM_SCALE = "scale"  # threshold argument: the scale's success_threshold for the metric
+
+
+def success_threshold(runs: pd.DataFrame, metric: str, threshold: Any = FROM_SCALE) -> float | None:
+    """The success threshold in the metric's stored units: the one given, or the scale's
+    (None when the runs' scale sets none: every cell is then read as one distribution)."""
+    if isinstance(threshold, str) and threshold == FROM_SCALE:
+        return twopart.runs_threshold(runs, metric)
+    return None if threshold is None else float(threshold)
+
+
+SUCCESS_COLUMNS = ["success_threshold", "success_k", "success_n", "success_rate", "success_ci_low",
+                   "success_ci_high", "success_acc_mean", "success_acc_ci_low", "success_acc_ci_high",
+                   "on_transition"]
+
+
+def _success_columns(summary: pd.DataFrame, rows: pd.DataFrame, metric: str,
+                     threshold: float | None) -> pd.DataFrame:
+    """Per cell: seeds past the threshold (k of n, Clopper-Pearson) and the accuracy of those
+    seeds (mean, t-interval); NaN without a threshold."""
+    records = []
+    for _, cell in summary.iterrows():
+        values = list(_by_seed(_members(rows, cell), metric).values())
+        if threshold is None or not values:
+            records.append({c: math.nan for c in SUCCESS_COLUMNS} | {"on_transition": False})
+            continue
+        cs = twopart.cell_success(values, threshold)
+        records.append({"success_threshold": threshold, "success_k": cs.k, "success_n": cs.n,
+                        "success_rate": cs.rate, "success_ci_low": cs.rate_ci_low,
+                        "success_ci_high": cs.rate_ci_high, "success_acc_mean": cs.acc_mean,
+                        "success_acc_ci_low": cs.acc_ci_low, "success_acc_ci_high": cs.acc_ci_high,
+                        "on_transition": twopart.on_transition(values, threshold)})
+    return pd.DataFrame(records, columns=SUCCESS_COLUMNS, index=summary.index)
+
+
 @dataclass
 class StudyRuns:
     study: dict  # with its scale tweak applied
@@ -90,8 +125,9 @@ def study_runs(study: dict, runs: pd.DataFrame) -> StudyRuns:
     return StudyRuns(study, raw, with_spec_columns(raw, shown), C.varied_knobs(study, raw), shown)
 
 
-def summary_table(study: dict, runs: pd.DataFrame) -> pd.DataFrame:
-    """Machine-readable summary (accuracies as fractions, as in runs.csv)."""
+def summary_table(study: dict, runs: pd.DataFrame, threshold: Any = FROM_SCALE) -> pd.DataFrame:
+    """Machine-readable summary (accuracies as fractions, as in runs.csv), with each cell's
+    success count against the threshold (SUCCESS_COLUMNS)."""
     s = study_runs(study, runs)
     metric = headline_metric(study, runs)
     metrics = list(dict.fromkeys([metric] + SUMMARY_METRICS))
@@ -109,6 +145,8 @@ def summary_table(study: dict, runs: pd.DataFrame) -> pd.DataFrame:
         # Bold marks a best cell; when every cell of a task ties (all at the floor, say),
         # nothing is best and nothing is bold.
         summary["best"] = mean.notna() & (mean == best) & (best > worst)
+    summary[SUCCESS_COLUMNS] = _success_columns(summary, s.rows, metric,
+                                                success_threshold(runs, metric, threshold))
     lead = ["task", "model"] + s.shown + ["sig", "status", "status_text"]
     return summary[lead + [c for c in summary.columns if c not in lead]]
 
@@ -138,8 +176,10 @@ def metric_title(metric: str) -> str:
 def display_table(
     summary: pd.DataFrame, knobs: list[str], metric: str, pm: str = " ± ", bold=lambda s: f"**{s}**"
 ) -> pd.DataFrame:
-    """Human-readable strings: mean ± sd, CI, n with status, depth, params, data."""
+    """Human-readable strings: mean ± sd, CI, n with status, depth, params, data; with a
+    success threshold, the seeds past it (k/n [Clopper-Pearson %]) and their accuracy."""
     pct = C.is_accuracy(metric)
+    two_part = "success_threshold" in summary and summary["success_threshold"].notna().any()
     out = []
     for r in summary.to_dict("records"):
         if r[f"{metric}_n"] > 0:
@@ -163,6 +203,8 @@ def display_table(
         rec[metric_title(metric)] = mean_sd
         rec["95% CI"] = ci
         rec["Seeds"] = str(r[f"{metric}_n"])
+        if two_part:
+            rec["Succeeded"], rec["Among succeeded"] = _success_text(r, pct)
         if metric != "cell_accuracy" and "cell_accuracy_mean" in r:
             rec["Cell acc. (%)"] = _fmt_number(r["cell_accuracy_mean"], True)
         rec["Depth"] = C.format_value(r.get("effective_depth"))
@@ -184,10 +226,28 @@ def display_table(
             "Status",
         ]
     )
+    if two_part:
+        at = columns.index("Seeds") + 1
+        columns[at:at] = ["Succeeded", "Among succeeded"]
     frame = pd.DataFrame(out, columns=columns)
     if metric == "cell_accuracy":
         frame = frame.drop(columns="Cell acc. (%)")
     return frame
+
+
+def _success_text(r: dict, pct: bool) -> tuple[str, str]:
+    """'k/n [lo, hi]' (Clopper-Pearson, percent) and 'mean [lo, hi]' of the successful seeds."""
+    n = r.get("success_n")
+    if n is None or not np.isfinite(n) or n == 0:
+        return DASH, DASH
+    k, n = int(r["success_k"]), int(r["success_n"])
+    rate = f"{k}/{n} [{100 * r['success_ci_low']:.0f}, {100 * r['success_ci_high']:.0f}]"
+    if not k:
+        return rate, DASH
+    acc = _fmt_number(r["success_acc_mean"], pct)
+    if np.isfinite(r["success_acc_ci_low"]):
+        acc += f" [{_fmt_number(r['success_acc_ci_low'], pct)}, {_fmt_number(r['success_acc_ci_high'], pct)}]"
+    return rate, acc
 
 
 # --------------------------------------------------------------------------------------
@@ -281,6 +341,32 @@ TEST_COLUMNS = [
     "a_sd",
     "b_sd",
     "mde",
+    # The two-part reading (trm/results/twopart.py), against the scale's success threshold.
+    "success_threshold",
+    "a_success_k",
+    "b_success_k",
+    "a_success_rate",
+    "b_success_rate",
+    "boschloo_p",
+    "boschloo_p_holm",
+    "cond_test",
+    "cond_n",
+    "cond_diff",
+    "cond_ci_low",
+    "cond_ci_high",
+    "cond_p",
+    "twopart_z_rate",
+    "twopart_z_rank",
+    "twopart_p",
+    "twopart_method",
+    "twopart_p_holm",
+    "prob_improvement",
+    "seed_ci90_low",
+    "seed_ci90_high",
+    "reading",
+    "decision",
+    "reason",
+    "direction",
     "note",
 ]
 
@@ -406,15 +492,81 @@ def wide_cells(study: dict, runs: pd.DataFrame, threshold: float = WIDE_SD) -> l
     return out
 
 
-def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None) -> pd.DataFrame:
+def _two_part_columns(a_seed: dict, b_seed: dict, threshold: float | None) -> dict:
+    """The columns of the two-part reading for one contrast (twopart.py): every contrast gets
+    the probability of improvement and the 90% CI of the across-seed difference (for
+    equivalence); with a threshold, the success counts and Boschloo; where a cell has seeds
+    on both sides of it, the seed test on the successful seeds and the two-part test."""
+    a_vals, b_vals = list(a_seed.values()), list(b_seed.values())
+    ci90 = stats.seed_test(a_seed, b_seed, confidence=twopart.EQUIVALENCE_CONFIDENCE)
+    out = {"prob_improvement": twopart.probability_of_improvement(a_vals, b_vals),
+           "seed_ci90_low": ci90.ci_low, "seed_ci90_high": ci90.ci_high,
+           "reading": twopart.UNIMODAL}
+    if threshold is None:
+        return out
+    out["success_threshold"] = threshold
+    if not a_vals or not b_vals:
+        return out
+    sa, sb = twopart.cell_success(a_vals, threshold), twopart.cell_success(b_vals, threshold)
+    out.update(a_success_k=sa.k, b_success_k=sb.k, a_success_rate=sa.rate, b_success_rate=sb.rate,
+               boschloo_p=twopart.boschloo(sa.k, sa.n, sb.k, sb.n))
+    if not (twopart.on_transition(a_vals, threshold) or twopart.on_transition(b_vals, threshold)):
+        return out
+    # Seeds past the threshold in both cells are paired by seed, as in the seed test.
+    cond = stats.seed_test({k: v for k, v in a_seed.items() if v >= threshold},
+                           {k: v for k, v in b_seed.items() if v >= threshold})
+    tp = twopart.two_part_test(a_vals, b_vals, threshold)
+    out.update(reading=twopart.TWO_PART, cond_test=cond.test, cond_n=cond.n, cond_diff=cond.diff,
+               cond_ci_low=cond.ci_low, cond_ci_high=cond.ci_high, cond_p=cond.p_value,
+               twopart_z_rate=tp.z_rate, twopart_z_rank=tp.z_rank, twopart_p=tp.p_value,
+               twopart_method=tp.method)
+    return out
+
+
+def _decide(table: pd.DataFrame, seeds: list[tuple[dict, dict]], threshold: float | None,
+            metric: str) -> pd.DataFrame:
+    """Holm for Boschloo and the two-part test; `resolved` by each contrast's reading (today's
+    rule for unimodal contrasts, the two-part test for the others); then decision, reason
+    and the direction of resolved contrasts."""
+    table["boschloo_p_holm"] = stats.holm(table["boschloo_p"].to_numpy(dtype=float))
+    table["twopart_p_holm"] = stats.holm(table["twopart_p"].to_numpy(dtype=float))
+    two_part = table["reading"] == twopart.TWO_PART
+    table.loc[two_part, "resolved"] = table.loc[two_part, "twopart_p_holm"] < ALPHA
+    decisions, reasons, directions = [], [], []
+    for (_, t), (a_seed, b_seed) in zip(table.iterrows(), seeds):
+        decision, reason = twopart.decide(
+            list(a_seed.values()), list(b_seed.values()), resolved=bool(t["resolved"]),
+            reading=t["reading"], ci90=(t["seed_ci90_low"], t["seed_ci90_high"]),
+            threshold=threshold, accuracy=C.is_accuracy(metric))
+        decisions.append(decision)
+        reasons.append(reason)
+        if decision != twopart.RESOLVED:
+            directions.append("")
+        elif t["reading"] == twopart.TWO_PART:
+            directions.append(twopart.direction(t["a_success_rate"] - t["b_success_rate"],
+                                                t["cond_diff"], math.nan))
+        else:
+            directions.append(twopart.direction(math.nan, math.nan, t["diff"]))
+    table["decision"], table["reason"], table["direction"] = decisions, reasons, directions
+    table["resolved"] = table["resolved"].astype(bool)
+    return table
+
+
+def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None,
+                      threshold: Any = FROM_SCALE) -> pd.DataFrame:
     """One row per contrast: paired McNemar + paired bootstrap when per-puzzle predictions
     exist for shared seeds (test, p), and the across-seed test (seed_*: paired by seed when
     two or more seeds are shared, else Welch), which is also the only test without
-    predictions. Holm across the study for each; `resolved` needs both."""
+    predictions. Holm across the study for each; `resolved` needs both. Where a cell has
+    seeds on both sides of the success threshold the contrast is read in two parts, and
+    `resolved` is the two-part test's (Holm); `decision` and `reason` say what each
+    contrast decides (twopart.decide)."""
     root = runs_root(runs, root)
     s = study_runs(study, runs)
     metric = headline_metric(study, runs)
-    summary = summary_table(study, runs)
+    threshold = success_threshold(runs, metric, threshold)
+    summary = summary_table(study, runs, threshold)
+    seeds = []
     factors = C.study_factors(s.study, s.knobs)
     values = [_factor_values(s.raw, summary.iloc[i], s.knobs) for i in range(len(summary))]
     out = []
@@ -447,6 +599,8 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None)
         rec.update(seed_test=seed.test, seed_n=seed.n, seed_diff=seed.diff, seed_ci_low=seed.ci_low,
                    seed_ci_high=seed.ci_high, seed_p=seed.p_value, sd_diff=seed.sd_diff,
                    hedges_g=g, g_ci_low=g_lo, g_ci_high=g_hi, a_sd=a_sd, b_sd=b_sd, mde=mde)
+        rec.update(_two_part_columns(a_seed, b_seed, threshold))
+        seeds.append((a_seed, b_seed))
         xs, ys, note = ([], [], "")
         if metric == HEADLINE and rec["a_n"] and rec["b_n"]:
             xs, ys, note = paired_predictions(a_runs, b_runs, root)
@@ -492,7 +646,7 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None)
     table["seed_p_holm"] = stats.holm(table["seed_p"].to_numpy(dtype=float))
     table["significant"] = table["p_holm"] < ALPHA
     table["resolved"] = table["significant"] & (table["seed_p_holm"] < ALPHA)
-    return table
+    return _decide(table, seeds, threshold, metric)
 
 
 def tests_markdown(tests: pd.DataFrame, metric: str) -> str:
@@ -530,10 +684,96 @@ def tests_markdown(tests: pd.DataFrame, metric: str) -> str:
                 f"{g:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(g) else DASH
                 for g, lo, hi in zip(tests["hedges_g"], tests["g_ci_low"], tests["g_ci_high"])
             ],
+            "P(A>B)": [f"{v:.2f}" if np.isfinite(v) else DASH for v in tests["prob_improvement"]],
+            "Reading": tests["reading"].fillna(DASH),
+            "Decision": [_decision_text(t) for _, t in tests.iterrows()],
             "Note": tests["note"].fillna(""),
         }
     )
+    if tests["success_threshold"].notna().any():
+        at = list(view.columns).index("Reading") + 1
+        view.insert(at, "Succeeded A / B (Boschloo p)", [
+            f"{int(t['a_success_k'])}/{int(t['a_n'])} vs {int(t['b_success_k'])}/{int(t['b_n'])} "
+            f"({p(t['boschloo_p'])})" if np.isfinite(t["boschloo_p"]) else DASH
+            for _, t in tests.iterrows()])
     return view.to_markdown(index=False)
+
+
+def _decision_text(t: pd.Series) -> str:
+    """'resolved, A > B', 'equivalent' or 'indeterminate: <reason>'."""
+    if not isinstance(t.get("decision"), str):
+        return DASH
+    if t["decision"] == twopart.RESOLVED:
+        return f"resolved, {t['direction']}" if t.get("direction") else "resolved"
+    return f"indeterminate: {t['reason']}" if t.get("reason") else str(t["decision"])
+
+
+def decision_totals(tests: pd.DataFrame) -> str:
+    """'N contrasts: r resolved, e equivalent, i indeterminate (reason: count, ...)'."""
+    decided = tests["decision"].value_counts() if len(tests) else pd.Series(dtype=int)
+    reasons = tests.loc[tests["decision"] == twopart.INDETERMINATE, "reason"].value_counts() \
+        if len(tests) else pd.Series(dtype=int)
+    why = ", ".join(f"{r}: {int(reasons[r])}" for r in twopart.REASONS if r in reasons)
+    return (f"{len(tests)} contrasts: {int(decided.get(twopart.RESOLVED, 0))} resolved, "
+            f"{int(decided.get(twopart.EQUIVALENT, 0))} equivalent, "
+            f"{int(decided.get(twopart.INDETERMINATE, 0))} indeterminate" + (f" ({why})" if why else ""))
+
+
+def _pp(x: float, pct: bool, signed: bool = False) -> str:
+    if not np.isfinite(x):
+        return "n/a"
+    value = 100 * x if pct else x
+    return (f"{value:+.1f}" if signed else f"{value:.1f}") + (" pp" if pct else "")
+
+
+def _reading_text(t: pd.Series, pct: bool) -> str:
+    """What the contrast's reading found, in one clause."""
+    def p(v):
+        return f"{v:.2g}" if np.isfinite(v) else "n/a"
+
+    if t["reading"] == twopart.TWO_PART:
+        cond = (f"among seeds past it {_pp(t['cond_diff'], pct, True)} "
+                f"[{_pp(t['cond_ci_low'], pct, True)}, {_pp(t['cond_ci_high'], pct, True)}] "
+                f"({'paired' if t['cond_test'] == 'paired_t' else 'Welch'}, {int(t['cond_n'])})")
+        return (f"two-part reading: past the threshold {int(t['a_success_k'])}/{int(t['a_n'])} vs "
+                f"{int(t['b_success_k'])}/{int(t['b_n'])} (Boschloo p = {p(t['boschloo_p'])}), {cond}; "
+                f"two-part test p = {p(t['twopart_p'])}, Holm {p(t['twopart_p_holm'])} "
+                f"({t['twopart_method']})")
+    return (f"unimodal reading: A − B {_pp(t['diff'], pct, True)} (p Holm {p(t['p_holm'])}; across "
+            f"seeds Holm {p(t['seed_p_holm'])}, MDE {_pp(t['mde'], pct)}), across-seed 90% CI "
+            f"[{_pp(t['seed_ci90_low'], pct, True)}, {_pp(t['seed_ci90_high'], pct, True)}]")
+
+
+def decisions_markdown(tests: pd.DataFrame, metric: str) -> str:
+    """The study report's decisions: the totals, then each contrast with the reading it used,
+    what that reading found and the decision."""
+    if tests.empty:
+        return "No contrasts to decide."
+    pct = C.is_accuracy(metric)
+    threshold = pd.to_numeric(tests["success_threshold"], errors="coerce").dropna()
+    margin = _pp(twopart.EQUIVALENCE_MARGIN, pct)
+    lines = [
+        (f"Success threshold: {f'{100 * threshold.iloc[0]:g}%' if pct else f'{threshold.iloc[0]:g}'} "
+         f"{metric.replace('_', ' ')} (set in the scale file before any run was read). A contrast "
+         "with a cell whose seeds fall on both sides of it is read in two parts (seeds past it, "
+         "and their accuracy), and decided by the two-part test (Holm); others keep the "
+         "unimodal tests." if len(threshold) else
+         "This scale sets no success threshold: every contrast is read as one distribution per cell."),
+        "",
+        f"Equivalent: the 90% CI of the across-seed difference lies within ±{margin} (two one-sided "
+        "tests). Indeterminate reasons: on a transition (a cell's seeds on both sides of the "
+        "threshold and the two-part test not significant), below its MDE, at a floor (no seed past "
+        "the threshold in either cell, or both means below it), at a ceiling (both ≥ 99%), too few "
+        "seeds (under 2 a side). P(A>B): the chance a seed of A beats a seed of B (ties half).",
+        "",
+        f"**Totals:** {decision_totals(tests)}.",
+        "",
+    ]
+    for _, t in tests.iterrows():
+        pi = f"P(A>B) = {t['prob_improvement']:.2f}" if np.isfinite(t["prob_improvement"]) else "P(A>B) n/a"
+        lines.append(f"- {t['task']}: {t['a']} vs {t['b']} ({t['factor']}): **{_decision_text(t)}**; "
+                     f"{_reading_text(t, pct)}; {pi}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------
@@ -558,17 +798,19 @@ NOTES = (
 
 
 def write_study_tables(
-    study: dict, runs: pd.DataFrame, out_dir: Path, *, root: Path | None = None
+    study: dict, runs: pd.DataFrame, out_dir: Path, *, root: Path | None = None,
+    threshold: Any = FROM_SCALE,
 ) -> dict[str, Path]:
-    """Write <name>.csv, .md, .tex and <name>_tests.csv; returns their paths."""
+    """Write <name>.csv, .md, .tex and <name>_tests.csv; returns their paths. `threshold`:
+    the success threshold (default: the runs' scale's)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = study["name"]
     s = study_runs(study, runs)
     rows = s.raw
     metric = headline_metric(study, runs)
-    summary = summary_table(study, runs)
-    tests = comparisons_table(study, runs, root)
+    summary = summary_table(study, runs, threshold)
+    tests = comparisons_table(study, runs, root, threshold)
     display = display_table(summary, s.shown, metric)
 
     paths = {
@@ -594,6 +836,10 @@ def write_study_tables(
         "## Comparisons",
         "",
         tests_markdown(tests, metric),
+        "",
+        "## Decisions",
+        "",
+        decisions_markdown(tests, metric),
         "",
     ]
     paths["md"].write_text("\n".join(md))
