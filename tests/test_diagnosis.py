@@ -90,6 +90,8 @@ def test_diverged_and_failed_come_from_the_status():
                                                         error="loss became non-finite"))
     assert d.primary == "diverged" and d.evidence["diverged_at_step"] == 120
     assert "diverged at step 120" in D.evidence_text(d.evidence)
+    # The shape rules read finished runs only: a diverged run is not also a 'loss plateau'.
+    assert d.classes == ["diverged"]
     assert D.diagnose(pd.DataFrame(), {"status": "failed", "error": "boom"}, "failed").classes == ["failed"]
 
 

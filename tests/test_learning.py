@@ -116,6 +116,9 @@ def test_a_diverged_seed_is_censored_at_the_budget_not_at_its_divergence(tmp_pat
                                      train_steps=range(50, 251, 50)))
     c = L.run_crossing(log, metrics(None, steps=250, status="diverged"), 0.05, status="diverged")
     assert (c.step, c.crossed, c.status) == (600, False, "diverged")
+    # A diverged run's metrics.json has no final evaluation to read, whatever it holds.
+    c = L.run_crossing(log, metrics(0.4, steps=250, status="diverged"), 0.05, status="diverged")
+    assert (c.step, c.crossed) == (600, False)
 
 
 def test_a_log_without_periodic_evaluation_gives_no_crossing(tmp_path):
@@ -205,3 +208,19 @@ def test_study_section_and_figure(example, tmp_path):
     assert "0: 60, 1: 80, 2: 100" in text and "example_depth.learning_speed.pdf" in text
     pdf, png = L.plot(result, L.figure_path(tmp_path / "figures" / "example_depth.pdf"))
     assert pdf.name == "example_depth.learning_speed.pdf" and pdf.exists() and png.exists()
+
+
+def test_study_report_and_figure_from_the_pipeline(example, tmp_path, monkeypatch):
+    from trm.results import pipeline
+
+    root, study, manifest = example
+    root = with_evals(root, manifest, tmp_path / "runs")
+    monkeypatch.chdir(root)  # manifest run_dirs are relative to the working directory
+    rows = manifest.drop(columns="scale").to_dict("records")  # the workflow's manifest rows
+    paths = pipeline.study_tables(study, rows, "example", Path("results/tables"))
+    report = Path(paths["md"]).read_text()
+    assert report.index("## Learning speed") < report.index("## Failed seeds")
+    assert "results/figures/example_depth.learning_speed.pdf" in report
+    assert "**diverged**" in report  # hrm n=6 seed 1
+    pipeline.study_figure(study, rows, "example", Path("results/figures/example_depth.pdf"))
+    assert Path("results/figures/example_depth.learning_speed.png").exists()

@@ -7,7 +7,8 @@ The rules read only what trm.train.loop logs: per logged step `lm_loss` (else `l
 metrics.json's status and final exact accuracy. A seed gets every class whose rule holds,
 listed in this order, and the first is its class:
 
-- diverged / failed: the run's status (metrics.json); its error is the evidence.
+- diverged / failed: the run's status (metrics.json); its error is the evidence, and the
+  rules below are not applied (they read the shape of a finished run's log).
 - halted early: the halting head stops most samples after their first segment: on more than
   half the logged steps halted_frac >= 0.8 and mean_segments <= 1.5. Only where halting can
   act (N_sup > 1 and a halting head): without one every slot runs N_sup segments. This is the
@@ -162,6 +163,11 @@ def diagnose(log: pd.DataFrame, metrics: dict | None, status: str | None = None,
         if (metrics or {}).get("diverged_at_step") is not None:
             evidence["diverged_at_step"] = int(metrics["diverged_at_step"])
     name, loss = _loss(log)
+    if classes:  # the status says what happened; the shape rules read finished runs only
+        if len(loss):
+            evidence.update(loss_name=name, loss_first=float(loss["value"].iloc[0]),
+                            loss_last=float(loss["value"].iloc[-1]), loss_max_dev=math.inf)
+        return Diagnosis(classes, evidence)
     halted, ev = halted_early(log, metrics)
     evidence.update(ev)
     prior, ev = label_prior(loss)

@@ -120,7 +120,8 @@ def run_crossing(log: pd.DataFrame, metrics: dict | None, threshold: float,
     if ev.empty:
         return None
     end = budget(metrics, log)
-    final = (metrics or {}).get(metric)
+    # Only a finished run's final evaluation is an observation (a diverged run has none).
+    final = (metrics or {}).get(metric) if status == "ok" else None
     final = math.nan if final is None else float(final)
     observations = list(zip(ev["step"], ev["exact"]))
     if np.isfinite(final):

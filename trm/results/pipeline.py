@@ -35,7 +35,30 @@ def study_tables(study: dict, manifest_rows: list[dict], scale: str, out_dir: Pa
     section = resolution_section(study, scale, Path(paths["tests"]), spread_summary(wide_cells(study, runs)))
     with open(paths["md"], "a") as f:
         f.write("\n" + section)  # a blank line: the section must not run into the table above
+        f.write("\n" + outcome_sections(study, runs, scale, Path(out_dir).parent / "figures"))
     return paths
+
+
+def outcome_sections(study: dict, runs: pd.DataFrame, scale: str, figures_dir: Path) -> str:
+    """The study report's 'Learning speed' (trm/results/learning.py) and 'Failed seeds'
+    (trm/results/diagnosis.py) sections, at the scale's success threshold."""
+    from trm.results import diagnosis, learning
+
+    metric = learning.speed_metric(study, runs)
+    threshold = learning.success_threshold(scale, metric)
+    speed = learning.learning_speed(study, runs, threshold, metric=metric)
+    figure = learning.figure_path(Path(figures_dir) / f"{study['name']}.pdf")
+    failed = diagnosis.failed_seeds(study, runs, threshold, metric=metric)
+    return learning.section(speed, str(figure)) + "\n" + diagnosis.section(failed, threshold, metric)
+
+
+def learning_speed_figure(study: dict, runs: pd.DataFrame, scale: str, study_pdf: Path):
+    """<study>.learning_speed.pdf/png beside the study's figure (learning.figure_path)."""
+    from trm.results import learning
+
+    metric = learning.speed_metric(study, runs)
+    speed = learning.learning_speed(study, runs, learning.success_threshold(scale, metric), metric=metric)
+    return learning.plot(speed, learning.figure_path(study_pdf))
 
 
 def _finite(x) -> bool:
@@ -136,7 +159,11 @@ def study_figure(study: dict, manifest_rows: list[dict], scale: str, out_pdf: Pa
         view = dict(study["extra_figures"][extra])
         view.setdefault("title", f"{study['name']}: {extra}")
         study = {**study, "figure": view}
-    return plot_study(study, runs_frame(manifest_rows, scale), out_pdf)
+    runs = runs_frame(manifest_rows, scale)
+    paths = plot_study(study, runs, out_pdf)
+    if extra is None:
+        learning_speed_figure(study, runs, scale, out_pdf)
+    return paths
 
 
 def paper_reference(manifest_rows: list[dict], scale: str, out_dir: Path):
