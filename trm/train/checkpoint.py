@@ -72,8 +72,17 @@ def load(ckpt_dir: Path) -> dict | None:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, foreign pickle, bit rot
-        raise CheckpointMismatch(f"{path}: checkpoint cannot be read ({str(e).splitlines()[0][:200]}); "
+        raise CheckpointMismatch(f"{path}: checkpoint cannot be read ({_reason(e, path)}); "
                                  "delete it to train from scratch") from None
+
+
+def _reason(error: Exception, path: Path) -> str:
+    """The first line of why torch could not load `path` (an empty file raises with no
+    message at all)."""
+    if path.stat().st_size == 0:
+        return "the file is empty"
+    first = next((line for line in str(error).splitlines() if line.strip()), "")
+    return first[:200] or type(error).__name__
 
 
 def check_identity(state: dict, want: dict, path: Path) -> None:

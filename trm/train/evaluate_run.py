@@ -55,7 +55,7 @@ def find_data_dir(run_dir: Path, spec: C.RunSpec, data_dir) -> Path:
     if (fallback / "test" / "dataset.json").is_file():
         return fallback
     raise FileNotFoundError(f"{run_dir}: cannot find the run's dataset (run_info.json data_dir, "
-                            f"{fallback}); pass data_dir=")
+                            f"{fallback}); name it with --data DIR (data_dir= from Python)")
 
 
 def load_weights(model: torch.nn.Module, state: dict, use_ema: bool) -> None:
