@@ -184,11 +184,12 @@ def data_spec_for(task: str, scale: str | None, overrides: dict | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`data build --task T [--scale S] --out DIR [data.key=value ...]`; returns an exit code."""
+    """`data build --task T [--scale S] [--out DIR] [data.key=value ...]`; returns an exit code."""
     ap = argparse.ArgumentParser(prog="trm data build", description=__doc__.split("\n")[0])
     ap.add_argument("--task", required=True, help="sudoku | maze | arc1 | arc2 (configs/tasks)")
-    ap.add_argument("--scale", default=None, help="configs/scales/<scale>.yaml")
-    ap.add_argument("--out", required=True, type=Path, help="output dataset directory")
+    ap.add_argument("--scale", default="tiny", help="configs/scales/<scale>.yaml (default tiny)")
+    ap.add_argument("--out", type=Path, help="output dataset directory (default "
+                    "results/data/<task>/<data sig>: where the workflow and `trm train` look)")
     ap.add_argument("overrides", nargs="*", help="data.key=value (or key=value) overrides")
     args = ap.parse_args(argv)
     from trm import config as C
@@ -200,10 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         data = data_spec_for(args.task, args.scale, over)
+        C.check_ranges(C.RunSpec(data=data))  # e.g. a negative data.n_aug, too many blanks
     except C.SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    meta = build_dataset(data, args.out)
+    from trm.data.resolve import default_data_dir
+
+    meta = build_dataset(data, args.out or default_data_dir(C.RunSpec(data=data)))
     prov = meta["provenance"]
     print(json.dumps({"root": meta["root"], "kind": prov.get("kind"), "source": prov.get("source"),
                       "counts": prov.get("counts"), "content_hash": prov.get("content_hash")},
