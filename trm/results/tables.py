@@ -543,8 +543,11 @@ def _decide(table: pd.DataFrame, seeds: list[tuple[dict, dict]], threshold: floa
         if decision != twopart.RESOLVED:
             directions.append("")
         elif t["reading"] == twopart.TWO_PART:
-            directions.append(twopart.direction(t["a_success_rate"] - t["b_success_rate"],
-                                                t["cond_diff"], math.nan))
+            rate_diff = t["a_success_rate"] - t["b_success_rate"]
+            directions.append(twopart.direction(rate_diff, t["cond_diff"], math.nan))
+            if rate_diff * t["cond_diff"] < 0:  # NaN compares False
+                table.loc[t.name, "note"] = "; ".join(filter(None, [
+                    t["note"], "success rate and accuracy among successful seeds point opposite ways"]))
         else:
             directions.append(twopart.direction(math.nan, math.nan, t["diff"]))
     table["decision"], table["reason"], table["direction"] = decisions, reasons, directions
@@ -793,7 +796,11 @@ NOTES = (
     "is across seeds (unpaired). MDE: the smallest true difference the across-seed test "
     "(two-sided, alpha 0.05, before Holm) would detect with 80% power, given the observed "
     "spread of the per-seed differences (or of the two cells, for Welch) and the seed count; "
-    "`python -m trm plan-seeds` turns it into the seeds a target effect needs."
+    "`python -m trm plan-seeds` turns it into the seeds a target effect needs. Where the scale "
+    "sets a success threshold: Succeeded, the seeds at or above it (k/n, Clopper-Pearson 95% "
+    "interval in %); Among succeeded, those seeds' mean with a t-interval. P(A>B): the "
+    "probability that a seed of A beats a seed of B (Mann-Whitney U / (n_A n_B), ties half). "
+    "Decisions: see that section."
 )
 
 
