@@ -75,7 +75,8 @@ def test_late_crossing_from_the_periodic_evaluation():
     d = D.diagnose(log(falling(2.0, 0.8, 250), evals=evals), metrics(final=0.04))
     assert d.primary == "late crossing"
     assert d.evidence["late_source"] == "periodic evaluation"
-    assert d.evidence["late_rise"] == pytest.approx(np.polyfit([500, 550, 600], [0.01, 0.025, 0.04], 1)[0] * 100)
+    # 500, 550 and the final 600 lie on a line rising 1.5 points per 50 steps: 3 points.
+    assert d.evidence["late_rise"] == pytest.approx(0.03)
     assert d.evidence["best_periodic_exact"] == 0.025
 
 

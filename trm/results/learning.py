@@ -6,9 +6,10 @@ A seed *crosses* at the first periodic evaluation (train.jsonl records with
 `eval_<metric>`, written every train.eval_interval steps) whose accuracy reaches the scale's
 success threshold (the two-part reading's, trm.results.twopart; 5% without one); the metric is
 the study's headline accuracy, exact accuracy unless its figure names another. The run's final
-evaluation (metrics.json) is its last observation, at its final step. A seed that never crosses is right-censored at its budget (total_steps): the
-time axis ends there for every seed, so a run that diverged or failed before crossing has not
-crossed by any step of the budget and is censored there too. The step is the first *evaluated*
+evaluation (metrics.json) is its last observation, at its final step. A seed that never
+crosses is right-censored at its budget (total_steps): the time axis ends there for every
+seed, so a run that diverged or failed before crossing has not crossed by any step of the
+budget and is censored there too. The step is the first *evaluated*
 step at or after the true crossing, so its resolution is the evaluation interval.
 
 The fraction crossed is the Kaplan-Meier estimate (scipy.stats.ecdf on right-censored data);
