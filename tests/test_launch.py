@@ -186,7 +186,7 @@ def test_profile_dry_run_plans_slurm_jobs(repo_copy):
 
 def test_paper_plan_of_all_studies_is_fast(repo_copy):
     t0 = time.time()
-    r = snakemake(repo_copy, "-n", "--profile", "slurm", "--quiet", "rules")
+    r = snakemake(repo_copy, "-n", "--profile", "slurm", "--quiet", "rules", "--config", "studies=all")
     elapsed = time.time() - t0
     assert r.returncode == 0, r.stderr[-3000:]
     from trm import studies as St

@@ -319,10 +319,22 @@ def expand(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR, n_seeds: in
     return runs
 
 
+def default_studies(config_dir: Path = C.CONFIG_DIR) -> list[str]:
+    """What `studies: default` selects: the `default_studies` list of configs/config.yaml (the
+    workflow's settings file, so that the workflow and Python read one list)."""
+    names = (C.load_yaml(config_dir / "config.yaml") or {}).get("default_studies")
+    if not isinstance(names, list) or not names:
+        raise C.SpecError(f"{config_dir / 'config.yaml'}: 'default_studies' must be a non-empty list")
+    return [str(n) for n in names]
+
+
 def select_studies(selection: Any, config_dir: Path = C.CONFIG_DIR) -> list[str]:
+    """'all' = every study file; 'default' = default_studies(); else names (list or a,b)."""
     paths = study_paths(config_dir)
     if selection in (None, "all", ["all"]):
         return list(paths)
+    if selection in ("default", ["default"]):
+        selection = default_studies(config_dir)
     names = [selection] if isinstance(selection, str) else list(selection)
     names = [n.strip() for s in names for n in str(s).split(",") if n.strip()]
     # `studies=a,a` names one study: counting its runs (and seeds) twice would weigh it twice.
