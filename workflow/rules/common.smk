@@ -9,14 +9,26 @@ from trm import studies as S
 
 CONFIG_DIR = Path(workflow.basedir) / "configs"
 SCALE = str(config["scale"])
+# "default" is the config's default_studies list (read from the config, so that a
+# --configfile can set another list).
 try:
+    SELECTION = (
+        config.get("default_studies") or S.default_studies(CONFIG_DIR)
+        if config["studies"] in ("default", ["default"])
+        else config["studies"]
+    )
     # study_seeds: a seed plan (`python -m trm plan-seeds ... --write FILE`, then
     # `snakemake --configfile FILE`) tops the planned studies up to more seeds per cell.
-    STUDIES, RUNS = S.manifest(
-        config["studies"], SCALE, CONFIG_DIR, config.get("study_seeds")
-    )
+    STUDIES, RUNS = S.manifest(SELECTION, SCALE, CONFIG_DIR, config.get("study_seeds"))
 except C.SpecError as e:
     raise WorkflowError(f"invalid configuration: {e}")
+FIRST_STUDIES = list(config.get("first_studies") or [])
+for _name in FIRST_STUDIES:
+    if _name not in S.study_paths(CONFIG_DIR):
+        raise WorkflowError(
+            f"invalid configuration: config 'first_studies': no study named '{_name}'; "
+            f"available: {', '.join(S.study_paths(CONFIG_DIR))}"
+        )
 
 # One entry per unique run directory (cells shared between studies train once).
 RUN_BY_DIR = {}
@@ -29,6 +41,25 @@ for _r in RUN_BY_DIR.values():
     if _key not in DATA_SPECS:
         DATA_SPECS[_key] = C.to_dict(_r.spec.data)
 LAUNCHER = str(config["launcher"])
+
+# Priorities: the greedy scheduler starts, among the jobs that are ready, those of highest
+# priority first. The runs (and datasets) of the config's first_studies get 10 per place
+# from the end of that list (the first study highest), every other run 0; a study's tables
+# and figures get RESULTS_PRIORITY, above any run, so that each is made as soon as its
+# study's runs are done instead of after every other run.
+STUDY_PRIORITY = {
+    name: 10 * (len(FIRST_STUDIES) - i) for i, name in enumerate(FIRST_STUDIES)
+}
+RESULTS_PRIORITY = 10 * len(FIRST_STUDIES) + 100
+RUN_PRIORITY = {}
+for _r in RUNS:
+    RUN_PRIORITY[_r.run_dir] = max(
+        RUN_PRIORITY.get(_r.run_dir, 0), STUDY_PRIORITY.get(_r.study, 0)
+    )
+DATA_PRIORITY = {}
+for _r in RUN_BY_DIR.values():
+    _key = f"{_r.task}/{_r.data_sig}"
+    DATA_PRIORITY[_key] = max(DATA_PRIORITY.get(_key, 0), RUN_PRIORITY[_r.run_dir])
 # What the tables and figures of all runs wait for: every study's study_done file (one
 # input per study instead of one per run and rule; see rule study_done).
 ALL_STUDIES_DONE = [f"results/index/{name}.done" for name in STUDIES]
@@ -108,6 +139,15 @@ def run_retry_param(wildcards):
 @_planned
 def run_data_dir(wildcards):
     return _run(wildcards).data_dir
+
+
+@_planned
+def run_priority(wildcards):
+    return RUN_PRIORITY[_run(wildcards).run_dir]
+
+
+def data_priority(wildcards):
+    return DATA_PRIORITY[f"{wildcards.task}/{wildcards.datasig}"]
 
 
 def study_runs(name):

@@ -3,6 +3,7 @@ rule build_dataset:
         directory("results/data/{task}/{datasig}"),
     log:
         "results/logs/data/{task}-{datasig}.log",
+    priority: data_priority
     params:
         data=lambda wc: DATA_SPECS[f"{wc.task}/{wc.datasig}"],
     run:

@@ -49,6 +49,7 @@ rule study_tables:
         tests="results/tables/{study}_tests.csv",
     log:
         "results/logs/tables-{study}.log",
+    priority: RESULTS_PRIORITY
     params:
         manifest=study_manifest,
         study=lambda wc: json.dumps(STUDIES[wc.study], sort_keys=True, default=str),
@@ -76,6 +77,7 @@ rule study_figure:
         png="results/figures/{study}.png",
     log:
         "results/logs/figure-{study}.log",
+    priority: RESULTS_PRIORITY
     params:
         manifest=study_manifest,
         study=lambda wc: json.dumps(STUDIES[wc.study], sort_keys=True, default=str),
@@ -135,6 +137,7 @@ rule study_extra_figure:
         png="results/figures/{study}/{extra}.png",
     log:
         "results/logs/figure-{study}-{extra}.log",
+    priority: RESULTS_PRIORITY
     params:
         manifest=study_manifest,
         study=lambda wc: json.dumps(STUDIES[wc.study], sort_keys=True, default=str),

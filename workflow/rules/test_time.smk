@@ -56,6 +56,7 @@ rule test_time_tables:
         "results/logs/tables-{study}.log",
     wildcard_constraints:
         study=TEST_TIME_NAMES,
+    priority: RESULTS_PRIORITY
     params:
         study=lambda wc: json.dumps(
             TEST_TIME_STUDIES[wc.study], sort_keys=True, default=str
@@ -81,6 +82,7 @@ rule test_time_figures:
         "results/logs/figure-{study}.log",
     wildcard_constraints:
         study=TEST_TIME_NAMES,
+    priority: RESULTS_PRIORITY
     params:
         study=lambda wc: json.dumps(
             TEST_TIME_STUDIES[wc.study], sort_keys=True, default=str
@@ -106,6 +108,7 @@ rule test_time_source_figure:
         "results/logs/figure-{study}-{source}.log",
     wildcard_constraints:
         study=TEST_TIME_NAMES,
+    priority: RESULTS_PRIORITY
     params:
         study=lambda wc: json.dumps(
             TEST_TIME_STUDIES[wc.study], sort_keys=True, default=str

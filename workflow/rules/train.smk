@@ -10,6 +10,8 @@ rule train:
         "results/runs/{task}/{model}/{sig}/seed{seed}/metrics.json",
     log:
         "results/runs/{task}/{model}/{sig}/seed{seed}/launcher.log",
+    # The runs of the config's first_studies start first (common.smk, RUN_PRIORITY).
+    priority: run_priority
     conda:
         "../../environment.yml"
     # Remote jobs only wait here (threads 0, capped by the profile's `train_jobs`);
@@ -53,6 +55,7 @@ rule study_done:
         "results/index/{study}.done",
     log:
         "results/logs/done-{study}.log",
+    priority: RESULTS_PRIORITY
     conda:
         "../../environment.yml"
     shell:
