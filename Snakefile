@@ -1,5 +1,5 @@
 # trm-bench: configs -> manifest of runs -> datasets -> training -> tables and figures.
-# `snakemake` runs the embedded default (tiny scale, every study); see README.md.
+# `snakemake` runs the embedded default (tiny scale, the default studies); see README.md.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -38,6 +38,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/results.smk"
 include: "workflow/rules/test_time.smk"
+include: "workflow/rules/plan.smk"
 
 
 localrules:
@@ -55,9 +56,15 @@ localrules:
 
 
 onstart:
+    _refusal = gpu_scale_refusal()
+    if _refusal:
+        raise WorkflowError(_refusal)
+    # What this invocation will do: its train jobs, and the studies whose results it makes.
+    _jobs = list(workflow.dag.needrun_jobs())
+    _todo = [str(Path(j.output[0]).parent) for j in _jobs if j.rule.name == "train"]
+    _studies = sum(1 for j in _jobs if j.rule.name == "study_done")
+    print(plan_line(_todo, _studies), file=sys.stderr)
     # For the progress lines (trm/progress.py): when this run started, which runs it has.
-    from trm import progress as TRM_PROGRESS
-
     TRM_PROGRESS.start(list(RUN_BY_DIR))
 
 
