@@ -121,7 +121,8 @@ def studies_page() -> str:
         if data.get("description"):
             lines += [" ".join(str(data["description"]).split()), ""]
         lines += [f"File: `configs/studies/{name}.yaml`. "
-                  f"List its runs: `python -m trm studies --scale tiny {name}`.", ""]
+                  f"Its cells: `python -m trm studies --scale tiny {name}` "
+                  f"(one line per run with `--runs`).", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
