@@ -32,6 +32,10 @@ def runs_table(manifest_rows: list[dict], scale: str, out: Path) -> Path:
 def study_tables(study: dict, manifest_rows: list[dict], scale: str, out_dir: Path):
     runs = runs_frame(manifest_rows, scale)
     paths = write_study_tables(study, runs, out_dir)
+    from trm.results import difficulty
+
+    paths["difficulty"] = difficulty.write_table(study, runs,
+                                                 Path(out_dir) / f"{study['name']}_difficulty.csv")
     section = resolution_section(study, scale, Path(paths["tests"]), spread_summary(wide_cells(study, runs)))
     with open(paths["md"], "a") as f:
         f.write("\n" + section)  # a blank line: the section must not run into the table above
@@ -163,7 +167,21 @@ def study_figure(study: dict, manifest_rows: list[dict], scale: str, out_pdf: Pa
     paths = plot_study(study, runs, out_pdf)
     if extra is None:
         learning_speed_figure(study, runs, scale, out_pdf)
+        difficulty_figure(study, runs, out_pdf)
     return paths
+
+
+def difficulty_pdf(study_pdf: Path) -> Path:
+    """results/figures/<study>_difficulty.pdf beside the study's figure <study>.pdf."""
+    return Path(study_pdf).with_name(f"{Path(study_pdf).stem}_difficulty.pdf")
+
+
+def difficulty_figure(study: dict, runs: pd.DataFrame, study_pdf: Path):
+    """Accuracy by instance difficulty (trm/results/difficulty.py), <study>_difficulty.pdf/png
+    beside the study's figure."""
+    from trm.results import difficulty
+
+    return difficulty.plot_difficulty(study, runs, difficulty_pdf(study_pdf))
 
 
 def paper_reference(manifest_rows: list[dict], scale: str, out_dir: Path):

@@ -318,6 +318,9 @@ def run_test_time(run_dir, settings: dict, *, data_dir=None, device=None,
         "settings": settings,
         # Accuracy after every step of the N_sup sweep (the figure draws the whole curve).
         "per_step_exact_accuracy": plain["exact_accuracy"],
+        # The same sweep per instance-difficulty bin, where the dataset records difficulty
+        # (bins of this subsample; trm.train.evaluate.difficulty_record).
+        **{key: plain[key] for key in ("by_difficulty", "by_cell_difficulty") if key in plain},
         "rows": rows,
         "time_s": {k: round(v, 3) for k, v in times.items()},
     }
