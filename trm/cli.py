@@ -175,9 +175,10 @@ def cpu_scale_refusal(scale: str, launcher: str,
 
 
 def spec_scale(spec: C.RunSpec, config_dir: Path = C.CONFIG_DIR) -> str | None:
-    """The GPU-sized scale whose dataset this spec trains on, or None. A spec does not record
-    its scale, but its data section tells small and paper from tiny and smoke (data.path
-    aside: the same data may live anywhere)."""
+    """The GPU-sized scale this spec comes from, or None. A spec does not record its scale,
+    but its data section tells small and paper from tiny and smoke (data.path aside: the same
+    data may live anywhere); where two scales share the data (maze), the width tells them
+    apart."""
     import dataclasses
 
     from trm.data.build import data_spec_for
@@ -185,16 +186,23 @@ def spec_scale(spec: C.RunSpec, config_dir: Path = C.CONFIG_DIR) -> str | None:
     def key(data) -> dict:
         return {k: v for k, v in dataclasses.asdict(data).items() if k != "path"}
 
-    want = key(spec.data)
+    def width(scale: str) -> int | None:
+        try:
+            return C.resolve(spec.name, spec.data.task, scale, config_dir=config_dir).model.hidden_size
+        except C.SpecError:  # a hand-written spec whose name is no model file
+            return None
+
+    want, matches = key(spec.data), []
     for path in sorted((Path(config_dir) / "scales").glob("*.yaml")):
         if not scale_is_gpu_sized(path.stem, config_dir):
             continue
         try:
             if key(data_spec_for(spec.data.task, path.stem)) == want:
-                return path.stem
+                matches.append(path.stem)
         except C.SpecError:  # a task this scale file cannot resolve
             continue
-    return None
+    same_width = [s for s in matches if width(s) == spec.model.hidden_size]
+    return (same_width or matches or [None])[0]
 
 
 def _refuse_gpu_sized_on_cpu(spec: C.RunSpec, launcher: str, allow_cpu: bool) -> None:
@@ -358,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"trm-bench {_version()}")
     p.add_argument("--debug", action="store_true",
                    help=f"show the full traceback of an error (also: {DEBUG_ENV}=1)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="one of these (each has its own --help):")
 
     def named(sp):
         sp.add_argument("--scale", default="tiny", help="configs/scales/<scale>.yaml (default tiny)")
