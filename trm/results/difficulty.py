@@ -26,6 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from trm.results import cells as C
 from trm.results import plotting as P
@@ -132,7 +133,8 @@ def _sweep_panel(ax, frame: pd.DataFrame, cell: str) -> list:
     for colour, b in zip(colours, bins.itertuples()):
         in_bin = g[(g["lo"] == b.lo) & (g["hi"] == b.hi)]
         _draw(ax, _mean_band(in_bin, "step"), colour, marker=".", lw=1.1, ms=4)
-        handles.append(Line2D([], [], color=colour, marker=".", label=b.bin))
+        count = int(in_bin["count"].iloc[0])  # the same test split for every seed
+        handles.append(Line2D([], [], color=colour, marker=".", label=f"{b.bin} (n={count})"))
     trained = g.loc[g["trained_step"], "step"].unique()
     for k in trained:
         ax.axvline(k, color="0.4", ls=":", lw=0.9)
@@ -202,6 +204,7 @@ def plot_difficulty(study: dict, runs: pd.DataFrame, out_pdf: Path,
                     _sweep_panel(ax, part, pick)
                     ax.set_ylabel(f"exact accuracy (%), {kind}est cell")
                 ax.set_ylim(-3, 103)
+                ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps, moves, rounds
             binning = set(in_task["binning"].dropna())
             if "quantile" in binning:
                 notes.append(f"{task}: more than 12 distinct values, so quantile bins "
