@@ -8,6 +8,12 @@ Train: n_train original puzzles, one group each, holding the original + n_aug eq
 transformed variants as separate puzzles. Test: n_test puzzles, one group each, not augmented,
 none equivalent to a train puzzle, and for 9x9 none whose solution grid is (up to symmetry) a
 train puzzle's. Every puzzle has identifier 0 (num_puzzle_identifiers 1).
+
+Instance difficulty (see EXAMPLE_DIFFICULTY): 4x4/6x6 record per example the synchronous
+rounds of naked + hidden singles to their fixed point ("deduction_rounds") and per cell the
+round that fixed it ("deduction_round": 0 = given, -1 = singles never fix it); 9x9 records the
+solver's guesses to the first solution ("guesses"), no cell values. Both per-example measures
+are summarised in provenance["instance_difficulty"].
 """
 
 from __future__ import annotations
