@@ -7,7 +7,7 @@ Sudoku singles fix a cell), the token accuracy per cell-difficulty bin (`by_cell
 trm.train.evaluate.difficulty_record describes both. This module turns them into
 
     frame = long_table(study, runs)          # task, cell, seed, level, bin, step, accuracy, ...
-    write_table(study, runs, out_csv)        # that frame as <study>_difficulty.csv
+    write_table(study, runs, out_csv)        # that frame as <study>.difficulty.csv
     plot_difficulty(study, runs, out_pdf)    # <study>_difficulty.pdf/.png
 
 The figure has one column per task. Top: accuracy against difficulty at the trained N_sup,

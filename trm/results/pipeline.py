@@ -35,7 +35,7 @@ def study_tables(study: dict, manifest_rows: list[dict], scale: str, out_dir: Pa
     from trm.results import difficulty
 
     paths["difficulty"] = difficulty.write_table(study, runs,
-                                                 Path(out_dir) / f"{study['name']}_difficulty.csv")
+                                                 Path(out_dir) / f"{study['name']}.difficulty.csv")
     section = resolution_section(study, scale, Path(paths["tests"]), spread_summary(wide_cells(study, runs)))
     with open(paths["md"], "a") as f:
         f.write("\n" + section)  # a blank line: the section must not run into the table above
@@ -172,12 +172,13 @@ def study_figure(study: dict, manifest_rows: list[dict], scale: str, out_pdf: Pa
 
 
 def difficulty_pdf(study_pdf: Path) -> Path:
-    """results/figures/<study>_difficulty.pdf beside the study's figure <study>.pdf."""
-    return Path(study_pdf).with_name(f"{Path(study_pdf).stem}_difficulty.pdf")
+    """results/figures/<study>.difficulty.pdf beside the study's figure <study>.pdf (a dot: study
+    names cannot hold one, so the name never reads as another study's figure)."""
+    return Path(study_pdf).with_name(f"{Path(study_pdf).stem}.difficulty.pdf")
 
 
 def difficulty_figure(study: dict, runs: pd.DataFrame, study_pdf: Path):
-    """Accuracy by instance difficulty (trm/results/difficulty.py), <study>_difficulty.pdf/png
+    """Accuracy by instance difficulty (trm/results/difficulty.py), <study>.difficulty.pdf/png
     beside the study's figure."""
     from trm.results import difficulty
 

@@ -47,6 +47,7 @@ rule study_tables:
         md="results/tables/{study}.md",
         tex="results/tables/{study}.tex",
         tests="results/tables/{study}_tests.csv",
+        difficulty="results/tables/{study}.difficulty.csv",
     log:
         "results/logs/tables-{study}.log",
     priority: RESULTS_PRIORITY
@@ -75,6 +76,20 @@ rule study_figure:
             subcategory="{study}",
         ),
         png="results/figures/{study}.png",
+        learning_speed=report(
+            "results/figures/{study}.learning_speed.pdf",
+            caption="../report/learning_speed.rst",
+            category="Figures",
+            subcategory="{study}",
+        ),
+        learning_speed_png="results/figures/{study}.learning_speed.png",
+        difficulty=report(
+            "results/figures/{study}.difficulty.pdf",
+            caption="../report/difficulty.rst",
+            category="Figures",
+            subcategory="{study}",
+        ),
+        difficulty_png="results/figures/{study}.difficulty.png",
     log:
         "results/logs/figure-{study}.log",
     priority: RESULTS_PRIORITY
