@@ -18,6 +18,16 @@ def task_shapes(data: C.DataSpec) -> dict:
         return {"vocab_size": data.grid + 2, "seq_len": data.grid**2, "num_puzzle_ids": 1}
     if data.task == "maze":
         return {"vocab_size": 6, "seq_len": data.grid**2, "num_puzzle_ids": 1}
+    if data.task == "reach":
+        from trm.data.reach import VOCAB_SIZE
+
+        return {"vocab_size": VOCAB_SIZE, "seq_len": data.grid**2, "num_puzzle_ids": 1}
+    if data.task == "pointer":
+        from trm.data.pointer import vocab_size
+
+        # A marker token ahead of the data.grid slots.
+        return {"vocab_size": vocab_size(data.grid, data.min_path), "seq_len": data.grid + 1,
+                "num_puzzle_ids": 1}
     # ARC: one identifier per augmented puzzle (original + n_aug variants) plus <blank> (id 0);
     # the sequence is the data.grid x data.grid canvas (900 officially).
     return {"vocab_size": 12, "seq_len": data.grid**2, "num_puzzle_ids": data.n_train * (data.n_aug + 1) + 1}

@@ -88,7 +88,8 @@ TRAIN_FLOPS_PER_CPU_S = 8.484e13 / 3492
 START_AND_EVAL_CPU_S_PER_RUN = 600 / 130
 RESULTS_CPU_S_PER_STUDY = 290 / 8
 
-TASK_NAMES = {"sudoku": "Sudoku", "maze": "Maze", "arc1": "ARC", "arc2": "ARC-2"}
+TASK_NAMES = {"sudoku": "Sudoku", "maze": "Maze", "arc1": "ARC", "arc2": "ARC-2", "reach": "Reach",
+              "pointer": "Pointer"}
 
 
 def run_cpu_s(train_flops: float) -> float:
