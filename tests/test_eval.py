@@ -614,3 +614,28 @@ def test_maze_check_agrees_with_the_data_package(tmp_path):
     theirs = [maze.path_is_optimal(p.reshape(9, 9), q.reshape(9, 9)) for p, q in zip(preds, qs)]
     assert mine.tolist() == [bool(t) for t in theirs]
     assert mine.any() and not mine.all()
+
+
+def test_periodic_evaluation_leaves_training_unchanged(tmp_path):
+    """The learning-speed reading turns periodic evaluations on at tiny without changing the
+    run signature, so they must not change what is trained: same losses, same final
+    accuracy, same weights, with and without them."""
+    base = {"train.steps": 8, "train.log_interval": 1, "train.checkpoint_interval": 8}
+    spec = C.resolve("trm_mlp", "sudoku", "smoke", base)
+    with_evals = C.resolve("trm_mlp", "sudoku", "smoke",
+                           base | {"train.eval_interval": 2, "eval.max_examples": 8})
+    assert C.signature(spec) == C.signature(with_evals)
+    data = tmp_path / "data"
+    build_dataset(spec.data, data)
+    runs = {}
+    for name, s in (("plain", spec), ("evals", with_evals)):
+        runs[name] = loop.run(s, tmp_path / name, data, progress=False)
+    logs = {name: [json.loads(x) for x in (tmp_path / name / "train.jsonl").read_text().splitlines()]
+            for name in runs}
+    assert sum("eval_exact_accuracy" in r for r in logs["evals"]) == 3  # steps 2, 4, 6
+    losses = {name: [r["loss"] for r in log if "loss" in r] for name, log in logs.items()}
+    assert losses["plain"] == losses["evals"]
+    assert runs["plain"]["per_step"] == runs["evals"]["per_step"]
+    weights = {name: torch.load(tmp_path / name / "checkpoints" / "latest.pt", weights_only=True)["model"]
+               for name in runs}
+    assert all(torch.equal(weights["plain"][k], weights["evals"][k]) for k in weights["plain"])
