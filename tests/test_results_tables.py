@@ -224,3 +224,32 @@ def test_wide_cells_are_listed_with_their_seeds(example, tmp_path):
     section = resolution_section(study, "tiny", paths["tests"], text)
     assert section.index("**Power:**") < section.index("**Wide cells:**")
     assert spread_summary([]) == "" and "Wide cells" not in resolution_section(study, "tiny", paths["tests"])
+
+
+def test_knobs_a_network_never_reads_do_not_split_a_contrast():
+    """depth_scaling's reach rows: a one-pass network (direct, 2 layers) against TRM at n1 T1
+    is a model contrast, although the study set n and T only on TRM and direct_layers only
+    on the direct cell: a one-pass network has no n or T, TRM no direct_layers."""
+    from trm.results import cells as C
+    from trm.results.tables import contrasts
+
+    knobs = ["model.n_latent_steps", "model.n_cycles", "model.direct_layers"]
+    study = {"zip": {"model.n_latent_steps": [1, 2], "model.n_cycles": [1, 2]},
+             "include": [{"model": "direct", "model.direct_layers": 2}]}
+    factors = C.study_factors(study, knobs)
+
+    def cell(model, arch, n, T, layers, set_n=True):
+        return {"task": "reach", "model": model, "arch": arch,
+                "model.n_latent_steps": n if set_n else None, "model.n_cycles": T if set_n else None,
+                "model.direct_layers": layers if not set_n else None,
+                "resolved": {"model.n_latent_steps": n, "model.n_cycles": T,
+                             "model.direct_layers": layers}}
+
+    one_pass = cell("direct", "direct", 2, 2, 2, set_n=False)
+    trm = [cell("trm_mlp", "recursive", k, k, 4) for k in (1, 2)]
+    pairs = contrasts([one_pass] + trm, factors)
+    model_factor = factors.index(["model"])
+    assert (0, 1, model_factor) in pairs and (0, 2, model_factor) in pairs
+    # Without the architecture the same cells differ in three factors: no contrast.
+    blind = [{k: v for k, v in c.items() if k != "arch"} for c in [one_pass] + trm]
+    assert all(0 not in p[:2] for p in contrasts(blind, factors))

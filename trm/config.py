@@ -1096,6 +1096,24 @@ def depth_schedule(spec: RunSpec, total_steps: int, steps_run: int | None = None
     return out
 
 
+# Knobs a network architecture never reads. A study contrast between cells of two
+# architectures ignores them, so a one-pass network (no n, no T) and TRM (no direct_layers)
+# differ only in the model.
+RECURSION_ONLY_KNOBS = frozenset({
+    "model.n_latent_steps", "model.n_cycles", "model.grad_steps", "model.grad_last_k",
+    "model.latents", "model.multi_scale_layout", "model.share_weights", "model.layers",
+})
+
+
+def inert_knobs(arch: str | None) -> frozenset:
+    """The spec keys a model of this arch ignores (nothing for an unknown arch)."""
+    if arch == "recursive":
+        return frozenset({"model.direct_layers"})
+    if arch in ("direct", "transformer_act"):
+        return RECURSION_ONLY_KNOBS
+    return frozenset()
+
+
 def effective_depth(m: ModelSpec) -> int:
     """Layers traversed per supervision step: T * (n + 1) * layers (TRM paper section 2.6)."""
     if m.arch != "recursive":

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trm.config import inert_knobs
 from trm.results import cells as C
 from trm.results import stats, twopart
 from trm.results.collect import load_correct, parse_json_column, runs_root, with_spec_columns
@@ -379,12 +380,16 @@ def contrasts(cells: list[dict], factors: list[list[str]]) -> list[tuple[int, in
     under "resolved", the value that ran. A knob counts as changed only if both differ:
     trm_mlp vs trm_act is a model contrast although the models' halting differs (the
     model factor includes its own defaults), and hrm at its default n=2 vs trm with n=2
-    set by the study is a model contrast too (the value that ran is the same).
+    set by the study is a model contrast too (the value that ran is the same). A knob that
+    one of the two cells' architectures never reads (trm.config.inert_knobs: n and T for a
+    one-pass network, direct_layers for a recursive one) does not count either.
     """
 
     def changed(a: dict, b: dict, col: str) -> bool:
         if C.normalize(a.get(col)) == C.normalize(b.get(col)):
             return False
+        if col in inert_knobs(a.get("arch")) | inert_knobs(b.get("arch")):
+            return False  # a knob one of the two networks never reads
         ra, rb = (c.get("resolved", {}).get(col) for c in (a, b))
         if col == "model" or ra is None or rb is None:
             return True
@@ -406,7 +411,11 @@ def contrasts(cells: list[dict], factors: list[list[str]]) -> list[tuple[int, in
 def _factor_values(raw: pd.DataFrame, cell: pd.Series, knobs: list[str]) -> dict:
     """The cell's knob values as the study set them, and (resolved) as they ran."""
     members = _members(raw, cell)
-    values = {"task": cell["task"], "model": cell["model"], "resolved": {}}
+    values = {"task": cell["task"], "model": cell["model"], "resolved": {}, "arch": None}
+    if len(members) and "spec_json" in members.columns:
+        spec = parse_json_column(members["spec_json"].iloc[0])
+        if isinstance(spec, dict):
+            values["arch"] = (spec.get("model") or {}).get("arch")
     for k in knobs:
         v = members[k].dropna() if k in members.columns else pd.Series(dtype=object)
         values[k] = C.normalize(v.iloc[0]) if len(v) else None
