@@ -293,10 +293,18 @@ def cmd_plan_seeds(a) -> int:
     pct = is_accuracy(headline_metric(study, frame))
     effect = a.effect / 100 if pct else a.effect
     print(f"# {a.study} at scale {a.scale}: {finished} of {len(frame)} runs finished; target "
-          f"effect {a.effect:g}{' pp' if pct else ''}, 80% power, alpha 0.05 (paired by seed where seeds are shared, else Welch)")
+          f"effect {a.effect:g}{' pp' if pct else ''}, 80% power, alpha 0.05 (paired by seed where seeds are shared, else Welch; "
+          f"contrasts with a cell on its transition: Boschloo on the observed success rates)")
     plan = plan_seeds(study, frame, effect, Path(a.root))
     print(format_plan(plan, effect, pct))
-    need = pd.to_numeric(plan["seeds_needed"], errors="coerce") if len(plan) else None
+    need = None
+    if len(plan):
+        need = pd.to_numeric(plan["seeds_needed"], errors="coerce")
+        if "rate_seeds_needed" in plan.columns:
+            # A contrast read in two parts is decided on its success counts, not on a t-test
+            # of a mixture of two modes.
+            rate = pd.to_numeric(plan["rate_seeds_needed"], errors="coerce")
+            need = rate.where(plan["reading"] == "two-part", need)
     if need is not None and need.notna().all():
         print(format_cost(plan_cost(frame, int(need.max()), a.cores), a.cores))
     if a.write:
