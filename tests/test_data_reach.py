@@ -133,3 +133,25 @@ def test_even_or_tiny_grids_are_refused(grid):
 def test_impossible_round_count_is_refused_in_one_line():
     with pytest.raises(ValueError, match="lower data.min_path"):
         R.generate(5, 10, 40, np.random.default_rng(0), set())
+
+
+def test_written_dataset_holds_the_difficulty_a_solver_recomputes(tmp_path):
+    """Through build_dataset and back: the stored rounds and corridor distances equal a
+    recomputation from the stored grids (reached cells: their distance in the cut maze)."""
+    from trm.data.build import build_dataset
+    from trm.data.dataset import load_split
+
+    spec = DataSpec(task="reach", grid=7, n_train=30, n_test=20, seed=5)
+    build_dataset(spec, tmp_path / "reach")
+    for split in ("train", "test"):
+        s = load_split(tmp_path / "reach", split)
+        assert s.difficulty_names == {"example": "flood_fill_rounds", "cell": "corridor_distance"}
+        for k in range(len(s.inputs)):
+            grid = np.asarray(s.inputs[k]).reshape(7, 7)
+            labels = np.asarray(s.labels[k]).reshape(7, 7)
+            cells = np.asarray(s.cell_difficulty[k]).reshape(7, 7)
+            (source,) = map(tuple, np.argwhere(grid == R.SOURCE))
+            reached = labels == R.REACHED
+            assert np.array_equal(cells[reached], relaxed_distance(grid != R.WALL, source)[reached])
+            assert np.all((cells >= 0) == (grid != R.WALL))
+            assert s.difficulty[k] == cells.max()
