@@ -157,9 +157,10 @@ def test_studies_summarises_cells_with_the_question(capsys):
     cells = {(r.study, r.task, r.model, r.sig) for r in runs}
     cell_lines = [line for line in out.splitlines() if " sig " in line]
     assert len(cell_lines) == len(cells) < len(runs)
-    deep = next(r for r in runs if r.knobs.get("model.n_latent_steps") == 3 and r.task == "sudoku")
+    deepest = max(r.knobs.get("model.n_latent_steps") or 0 for r in runs if r.task == "sudoku")
+    deep = next(r for r in runs if r.knobs.get("model.n_latent_steps") == deepest and r.task == "sudoku")
     n_seeds = len({r.seed for r in runs if r.sig == deep.sig and r.study == deep.study})
-    assert any("model.n_latent_steps=3" in line and f"{n_seeds} seeds" in line and deep.sig in line
+    assert any(f"model.n_latent_steps={deepest}" in line and f"{n_seeds} seeds" in line and deep.sig in line
                for line in cell_lines)
     assert out.startswith(f"{len(runs)} runs, {len({r.run_dir for r in runs})} unique")
 
@@ -368,3 +369,15 @@ def test_the_program_itself_prints_one_line(tmp_path):
                          timeout=300)
     assert out.returncode == 2
     error_line(out.stderr, "line 2", "contradicts the givens at row 1, column 1")
+
+
+def test_a_tiny_spec_whose_data_equals_the_task_file_is_not_taken_for_paper():
+    """reach's tiny data is its task file's own (the paper scale's), so the data alone cannot
+    tell the two apart: the width can, and a CPU-sized scale that fits wins."""
+    from trm.cli import spec_scale
+
+    tiny = C.resolve("trm_mlp", "reach", "tiny", {})
+    paper = C.resolve("trm_mlp", "reach", "paper", {})
+    assert tiny.data == paper.data
+    assert spec_scale(tiny) is None
+    assert spec_scale(paper) == "paper"

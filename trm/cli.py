@@ -104,7 +104,7 @@ def cmd_train(a) -> int:
         if line is None:
             raise
         # A full or read-only disk: one line, and a failed record where it can be written.
-        from trm.launch import record_failure
+        from trm.rundir import record_failure
 
         print(f"error: {line}", file=sys.stderr)
         record_failure(spec, Path(a.out), line)
@@ -177,8 +177,8 @@ def cpu_scale_refusal(scale: str, launcher: str,
 def spec_scale(spec: C.RunSpec, config_dir: Path = C.CONFIG_DIR) -> str | None:
     """The GPU-sized scale this spec comes from, or None. A spec does not record its scale,
     but its data section tells small and paper from tiny and smoke (data.path aside: the same
-    data may live anywhere); where two scales share the data (maze), the width tells them
-    apart."""
+    data may live anywhere); where two scales share the data (maze; reach, whose tiny data is
+    its task file's), the width tells them apart, and a CPU-sized scale that fits both wins."""
     import dataclasses
 
     from trm.data.build import data_spec_for
@@ -194,15 +194,16 @@ def spec_scale(spec: C.RunSpec, config_dir: Path = C.CONFIG_DIR) -> str | None:
 
     want, matches = key(spec.data), []
     for path in sorted((Path(config_dir) / "scales").glob("*.yaml")):
-        if not scale_is_gpu_sized(path.stem, config_dir):
-            continue
         try:
             if key(data_spec_for(spec.data.task, path.stem)) == want:
                 matches.append(path.stem)
         except C.SpecError:  # a task this scale file cannot resolve
             continue
     same_width = [s for s in matches if width(s) == spec.model.hidden_size]
-    return (same_width or matches or [None])[0]
+    candidates = same_width or matches
+    if any(not scale_is_gpu_sized(s, config_dir) for s in candidates):
+        return None
+    return (candidates or [None])[0]
 
 
 def _refuse_gpu_sized_on_cpu(spec: C.RunSpec, launcher: str, allow_cpu: bool) -> None:
