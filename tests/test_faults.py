@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from trm import config as C
+from trm import rundir
 from trm import slurm as S
 from trm.data import identity
 from trm.data.build import build_dataset
@@ -496,13 +497,13 @@ def test_held_grace_is_a_validated_resource():
 def test_preemption_and_timeout_are_counted_apart(tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
     now = time.time()
-    assert S.record_interruption(tmp_path, 60, now - 5) == "preemption"  # 5 s of 60 min
-    assert S.record_interruption(tmp_path, 60, now - 55 * 60) == "timeout"  # past 50 min
-    assert S.record_interruption(tmp_path, 60, now - 20) == "preemption"
-    with open(tmp_path / S.INTERRUPTIONS_FILE, "a") as f:
+    assert rundir.record_interruption(tmp_path, 60, now - 5) == "preemption"  # 5 s of 60 min
+    assert rundir.record_interruption(tmp_path, 60, now - 55 * 60) == "timeout"  # past 50 min
+    assert rundir.record_interruption(tmp_path, 60, now - 20) == "preemption"
+    with open(tmp_path / rundir.INTERRUPTIONS, "a") as f:
         f.write('{"cause": "time')  # cut by a kill
     inject(3)
-    assert S.interruption_counts(tmp_path, 4) == {"preemption": 2, "timeout": 1, "other_requeue": 1}
+    assert rundir.interruption_counts(tmp_path, 4) == {"preemption": 2, "timeout": 1, "other_requeue": 1}
 
 
 @pytest.mark.slow  # three Snakemake runs: about 3 minutes on a loaded 2-core machine
@@ -660,7 +661,7 @@ def test_snakemake_killed_alone_then_restarted_submits_nothing_twice(repo_copy):
         first.send_signal(signal.SIGKILL)  # Snakemake only: its launcher is orphaned
         first.wait()
     inject()
-    history = run_dir / "submitit" / S.HISTORY_FILE
+    history = run_dir / rundir.SUBMISSIONS
     wait_for(lambda: "finished-undelivered" in history.read_text(), 300,
              "the orphaned launcher to see the job finish")
     assert (run_dir / "metrics.json").exists()

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from trm import config as C
+from trm import rundir
 from trm import slurm as S
 from trm.launch import TrainJob, launch
 
@@ -240,14 +241,14 @@ def test_find_live_job_by_id_file_then_by_name(tmp_path, monkeypatch):
     folder.mkdir()
     fake = FakeSlurm({"11": "COMPLETED", "12": "PENDING"}, names={"12": "trm-a"})
     monkeypatch.setattr(S, "_run", fake)
-    assert S.find_live_job(folder, "trm-b") is None
+    assert S.find_live_job(tmp_path, "trm-b") is None
     (folder / "job_id").write_text("11\n")
-    assert S.find_live_job(folder, "trm-b") is None  # finished: submit again
-    assert S.find_live_job(folder, "trm-a") == ("12", "PENDING")  # killed before job_id was written
+    assert S.find_live_job(tmp_path, "trm-b") is None  # finished: submit again
+    assert S.find_live_job(tmp_path, "trm-a") == ("12", "PENDING")  # killed before job_id was written
     fake.states["11"] = "REQUEUED"
-    assert S.find_live_job(folder, "trm-b") == ("11", "REQUEUED")
+    assert S.find_live_job(tmp_path, "trm-b") == ("11", "REQUEUED")
     monkeypatch.setattr(S, "_run", FakeSlurm({}, down=True))
-    assert S.find_live_job(folder, "trm-b") == ("11", S.UNKNOWN)  # never guess "gone"
+    assert S.find_live_job(tmp_path, "trm-b") == ("11", S.UNKNOWN)  # never guess "gone"
 
 
 def test_restarted_launcher_reattaches_instead_of_submitting(tmp_path, monkeypatch):
@@ -347,7 +348,7 @@ def test_result_of_an_unwatched_finished_job_is_recovered(tmp_path, monkeypatch)
     (folder / "submissions.log").write_text("2026-01-01T00:00:00+00:00 submitted 77 trm-x\n"
                                             "2026-01-01T00:00:09+00:00 finished-undelivered 77 ok\n")
     metrics = {"status": "ok", "sig": C.signature(spec), "seed": 0, "exact_accuracy": 0.5}
-    S.write_outcome(run_dir, "77", metrics)
+    rundir.write_outcome(run_dir, "77", metrics)
     # A pickle that would leave a file behind if anything unpickled it.
     (folder / "77" / "77_0_result.pkl").write_bytes(pickle.dumps(Tripwire(tmp_path / "unpickled")))
     monkeypatch.setattr(S, "_run", FakeSlurm({}))  # SLURM has forgotten the job
@@ -362,13 +363,13 @@ def test_result_of_an_unwatched_finished_job_is_recovered(tmp_path, monkeypatch)
     (run_dir / "metrics.json").unlink()
     with open(folder / "submissions.log", "a") as f:
         f.write("2026-01-01T00:00:10+00:00 finished 77 ok\n")
-    assert S.recover_result(folder, spec, run_dir, S.Resources()) is None
+    assert S.recover_result(spec, run_dir) is None
     # ... and so does a failed result, one of another run, or another job's record.
     (folder / "submissions.log").write_text("2026-01-01T00:00:00+00:00 submitted 77 trm-x\n")
     for bad, jid in (({**metrics, "status": "failed"}, "77"), ({**metrics, "seed": 1}, "77"),
                      (metrics, "76")):
-        S.write_outcome(run_dir, jid, bad)
-        assert S.recover_result(folder, spec, run_dir, S.Resources()) is None
+        rundir.write_outcome(run_dir, jid, bad)
+        assert S.recover_result(spec, run_dir) is None
     assert not (tmp_path / "unpickled").exists()
 
 

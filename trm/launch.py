@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -28,22 +27,11 @@ from pathlib import Path
 import submitit
 
 from trm import config as C
+from trm import rundir
 from trm.files import disk_error
-from trm.retry import note_failure
-from trm.slurm import atomic_write_json
+from trm.rundir import finished, record_failure
 
-JOB_FILE = "submitit/job_id"
 LAUNCHERS = ("inline", "local", "slurm")
-
-
-def finished(run_dir: Path) -> dict | None:
-    path = Path(run_dir) / "metrics.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
 
 
 class TrainJob(submitit.helpers.Checkpointable):
@@ -79,9 +67,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         if rank == 0:
             # A second, JSON copy for recovery after --rerun-incomplete deleted metrics.json.
             try:
-                from trm.slurm import write_outcome
-
-                write_outcome(Path(self.run_dir), os.environ.get("SLURM_JOB_ID"), metrics)
+                rundir.write_outcome(Path(self.run_dir), os.environ.get("SLURM_JOB_ID"), metrics)
             except OSError:
                 pass  # unwritable run dir: metrics.json could not be written either
         return metrics
@@ -91,9 +77,7 @@ class TrainJob(submitit.helpers.Checkpointable):
         # The checkpoint on disk is the state; nothing else needs to travel. The cause is
         # logged so that run_info.json counts preemptions and time-outs apart.
         try:
-            from trm.slurm import record_interruption
-
-            record_interruption(Path(self.run_dir), self.timeout_min, self._started)
+            rundir.record_interruption(Path(self.run_dir), self.timeout_min, self._started)
         except OSError:
             pass
         return submitit.helpers.DelayedSubmission(
@@ -110,30 +94,6 @@ def _export_local_distributed() -> int:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         return env.global_rank
     return int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0)
-
-
-def record_failure(spec: C.RunSpec, run_dir: Path, error: str) -> dict:
-    """metrics.json with status failed and the reason, and a line with a fresh id in
-    RUN_DIR/failures.log, so that the plain command retries the cell (trm/retry.py). When even
-    this cannot be written (a read-only or full disk), one line on stderr says so, and
-    launch() exits non-zero."""
-    metrics = {
-        "status": "failed",
-        "task": spec.data.task,
-        "model": spec.name,
-        "sig": C.signature(spec),
-        "seed": spec.train.seed,
-        "error": error[-4000:],
-        "spec": C.to_dict(spec),
-    }
-    try:
-        # The retry note first: a failed record without it would never be retried.
-        note_failure(run_dir, error)
-        atomic_write_json(run_dir / "metrics.json", metrics)
-    except OSError as e:
-        print(f"error: {run_dir}: failure not recorded: {disk_error(e) or e}", file=sys.stderr,
-              flush=True)
-    return metrics
 
 
 def launch(spec_path: Path, run_dir: Path, launcher: str, data_dir: str | None = None,
@@ -157,7 +117,7 @@ def launch(spec_path: Path, run_dir: Path, launcher: str, data_dir: str | None =
     if done is not None:
         # A retry: the old record must not pass for the new outcome while the waiter polls
         # for metrics.json (failures.log keeps the history).
-        (run_dir / "metrics.json").unlink()
+        (run_dir / rundir.METRICS).unlink()
     # Absolute paths: a SLURM job starts wherever the cluster puts it.
     job = TrainJob(str(Path(spec_path).resolve()), str(run_dir.resolve()),
                    str(Path(data_dir).resolve()) if data_dir else None, timeout_min=res.runtime)
@@ -185,4 +145,4 @@ def launch(spec_path: Path, run_dir: Path, launcher: str, data_dir: str | None =
         # metrics.json and the tables show the cell as failed. The plain command retries it
         # (from the last checkpoint) once its cause is removed.
         print(f"WARNING: {run_dir} failed; recorded in metrics.json", flush=True)
-    return 0 if metrics.get("status") in ("ok", "diverged", "failed") else 1
+    return 0 if metrics.get("status") in rundir.STATUSES else 1

@@ -11,15 +11,14 @@ to RUN_DIR/failures.log, and the train rule has a param that is the last of thes
   it out of the params it records and compares: adding the param reruns nothing.
 
 Torch-free and submitit-free: the workflow calls retry_param for every run at planning.
+The record itself (failures.log) is part of the run directory's contract, trm/rundir.py.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 
-FAILURES_FILE = "failures.log"
+from trm.rundir import last_failure_id
 
 
 class _NeverFailed:
@@ -30,21 +29,7 @@ class _NeverFailed:
 NEVER_FAILED = _NeverFailed()
 
 
-def note_failure(run_dir: Path, error: str) -> str:
-    """Append one line `<id> <time> <reason>`; returns the id."""
-    fid = uuid.uuid4().hex[:12]
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    reason = (error.strip().splitlines() or ["?"])[-1][:200]
-    with open(Path(run_dir) / FAILURES_FILE, "a") as f:
-        f.write(f"{fid} {stamp} {reason}\n")
-    return fid
-
-
 def retry_param(run_dir: str | Path):
-    """The train rule's `retry` param: one open() of a file that usually does not exist."""
-    try:
-        with open(Path(run_dir) / FAILURES_FILE) as f:
-            lines = [line for line in f.read().split("\n") if line.strip()]
-    except OSError:
-        return NEVER_FAILED
-    return f"retry-after:{lines[-1].split()[0]}" if lines else NEVER_FAILED
+    """The train rule's `retry` param (failures.log is written by trm.rundir.record_failure)."""
+    fid = last_failure_id(Path(run_dir))
+    return NEVER_FAILED if fid is None else f"retry-after:{fid}"

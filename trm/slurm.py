@@ -77,11 +77,8 @@ from pathlib import Path
 from typing import Any
 
 from trm import config as C
-
-JOB_FILE = "job_id"
-HISTORY_FILE = "submissions.log"
-OUTCOME_FILE = "outcome.json"  # the job's metrics, for recovery (JSON: never a pickle)
-INTERRUPTIONS_FILE = "interruptions.jsonl"  # one line per USR2: preemption or time-out
+from trm import rundir
+from trm.files import atomic_write_text
 
 # squeue / sacct states of a job that may still produce a result.
 LIVE_STATES = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING",
@@ -118,9 +115,6 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GO
 # sbatch errors worth retrying (the controller was busy); anything else fails at once.
 TRANSIENT = re.compile(r"timed out|timeout|temporarily unavailable|try again|connection refused|"
                        r"unable to contact|slurm_receive_msg|Socket", re.I)
-
-
-from trm.files import atomic_write_json, atomic_write_text  # noqa: E402 (torch-free)
 
 
 # --------------------------------------------------------------------------- resources
@@ -439,16 +433,17 @@ def sbatch_script(res: Resources, name: str, folder: Path) -> str:
                                  folder=str(folder), **slurm_parameters(res, name))
 
 
-def _history(folder: Path, line: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+def _history(run_dir: Path, line: str) -> None:
+    path = Path(run_dir) / rundir.SUBMISSIONS
+    path.parent.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    with open(folder / HISTORY_FILE, "a") as f:
+    with open(path, "a") as f:
         f.write(f"{stamp} {line}\n")
 
 
 def submitted_ids(run_dir: Path) -> list[str]:
     """Every job id this run directory has submitted, oldest first."""
-    path = Path(run_dir) / "submitit" / HISTORY_FILE
+    path = Path(run_dir) / rundir.SUBMISSIONS
     if not path.exists():
         return []
     return [p.split()[2] for p in path.read_text().splitlines() if p.split()[1:2] == ["submitted"]]
@@ -460,49 +455,31 @@ def _attach(folder: Path, job_id: str, res: Resources):
     return submitit.SlurmJob(folder=folder / "%j", job_id=str(job_id), tasks=list(range(res.tasks)))
 
 
-def find_live_job(folder: Path, name: str) -> tuple[str, str] | None:
+def find_live_job(run_dir: Path, name: str) -> tuple[str, str] | None:
     """A pending/running job of this run: the recorded id first, then by job name."""
-    id_file = folder / JOB_FILE
-    if id_file.exists():
-        job_id = id_file.read_text().strip()
-        if job_id:
-            state = job_state(job_id)
-            if state in LIVE_STATES or state == UNKNOWN:
-                return job_id, state
+    job_id = read_job_id(run_dir)
+    if job_id:
+        state = job_state(job_id)
+        if state in LIVE_STATES or state == UNKNOWN:
+            return job_id, state
     for job_id, state in jobs_named(name):
         if state in LIVE_STATES:
             return job_id, state
     return None
 
 
-def read_job_id(folder: Path) -> str | None:
+def read_job_id(run_dir: Path) -> str | None:
     try:
-        return (Path(folder) / JOB_FILE).read_text().strip() or None
+        return (Path(run_dir) / rundir.JOB_ID).read_text().strip() or None
     except OSError:
         return None
 
 
-def read_outcome(run_dir: Path, job_id: str | None = None) -> dict | None:
-    """The metrics the job recorded in submitit/outcome.json (ours, JSON), if it was written
-    by job `job_id` (any job when None); None when absent, unreadable or another job's."""
-    try:
-        rec = json.loads((Path(run_dir) / "submitit" / OUTCOME_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(rec, dict) or not isinstance(rec.get("metrics"), dict):
-        return None
-    if job_id is not None and str(rec.get("job_id")) != str(job_id):
-        return None
-    return rec["metrics"]
+def _write_job_id(run_dir: Path, job_id: str) -> None:
+    atomic_write_text(Path(run_dir) / rundir.JOB_ID, f"{job_id}\n")
 
 
-def write_outcome(run_dir: Path, job_id: str | None, metrics: dict) -> None:
-    """Called by the job (rank 0) after metrics.json: the record recovery reads."""
-    atomic_write_json(Path(run_dir) / "submitit" / OUTCOME_FILE,
-                      {"job_id": None if job_id is None else str(job_id), "metrics": metrics})
-
-
-def recover_result(folder: Path, spec: C.RunSpec, run_dir: Path, res: Resources) -> dict | None:
+def recover_result(spec: C.RunSpec, run_dir: Path) -> dict | None:
     """The recorded job finished while no live Snakemake waited for it, and then
     `--rerun-incomplete` removed its metrics.json: rewrite it from the job's own JSON record
     (submitit/outcome.json) instead of submitting a second job. Same dict, same writer, so
@@ -510,21 +487,22 @@ def recover_result(folder: Path, spec: C.RunSpec, run_dir: Path, res: Resources)
     in submissions.log): then metrics.json was removed on purpose (`snakemake -f`), and a new
     job re-evaluates from the final checkpoint. Failed outcomes are not recovered: a plain
     re-run is how a failed cell is retried."""
-    id_file = folder / JOB_FILE
+    id_file = run_dir / rundir.JOB_ID
     if not id_file.exists():
         return None
     job_id = id_file.read_text().strip()
-    history = (folder / HISTORY_FILE).read_text().split("\n") if (folder / HISTORY_FILE).exists() else []
+    log = run_dir / rundir.SUBMISSIONS
+    history = log.read_text().split("\n") if log.exists() else []
     if any(line.split()[1:3] == ["finished", job_id] for line in history if line):
         return None  # a launcher delivered it: this is a deliberate re-run (-f, -R): submit
-    metrics = read_outcome(run_dir, job_id)
+    metrics = rundir.read_outcome(run_dir, job_id)
     if (metrics is None or metrics.get("status") not in ("ok", "diverged")
             or metrics.get("sig") != C.signature(spec) or metrics.get("seed") != spec.train.seed):
         return None
-    atomic_write_json(run_dir / "metrics.json", metrics)
-    _history(folder, f"recovered {job_id}")
+    rundir.write_metrics(run_dir, metrics)
+    _history(run_dir, f"recovered {job_id}")
     print(f"job {job_id} had finished: metrics.json rewritten from its record "
-          f"({folder / OUTCOME_FILE})", flush=True)
+          f"({run_dir / rundir.OUTCOME})", flush=True)
     return metrics
 
 
@@ -603,38 +581,38 @@ def run_slurm(job, spec: C.RunSpec, run_dir: Path, res: Resources) -> dict:
     if shutil.which("sbatch") is None:
         raise C.SpecError("launcher slurm: 'sbatch' is not on PATH (run Snakemake on a SLURM "
                           "login node, or use --config launcher=local)")
-    folder = run_dir / "submitit"
+    folder = run_dir / rundir.SUBMITIT
     folder.mkdir(parents=True, exist_ok=True)
     name = job_name(spec, run_dir)
     waiter_of = snakemake_ancestor()
-    live = find_live_job(folder, name)
-    recovered = None if live is not None else recover_result(folder, spec, run_dir, res)
+    live = find_live_job(run_dir, name)
+    recovered = None if live is not None else recover_result(spec, run_dir)
     if recovered is not None:
         if still_alive(waiter_of):  # delivered now: a later -f is a deliberate re-run
-            _history(folder, f"finished {read_job_id(folder)} {recovered.get('status')}")
+            _history(run_dir, f"finished {read_job_id(run_dir)} {recovered.get('status')}")
         return recovered
     if live is not None:
         job_id, state = live
         print(f"re-attaching to SLURM job {job_id} ({state}); not submitting", flush=True)
-        _history(folder, f"attached {job_id} {state}")
-        atomic_write_text(folder / JOB_FILE, job_id + "\n")
+        _history(run_dir, f"attached {job_id} {state}")
+        _write_job_id(run_dir, job_id)
         sub = _attach(folder, job_id, res)
     else:
         sub = submit_slurm(job, folder, res, name)
-        atomic_write_text(folder / JOB_FILE, str(sub.job_id) + "\n")
-        _history(folder, f"submitted {sub.job_id} {name}")
+        _write_job_id(run_dir, str(sub.job_id))
+        _history(run_dir, f"submitted {sub.job_id} {name}")
         print(f"submitted SLURM job {sub.job_id} ({name})", flush=True)
     print(f"job log: {sub.paths.stdout} / {sub.paths.stderr}", flush=True)
     try:
         metrics = wait(sub, run_dir, "slurm", res.poll_s, time.time() + 60 * res.deadline_min(),
                        held_grace_s=60 * res.held_grace_min)
     except JobLost as e:
-        _history(folder, f"{'held' if isinstance(e, JobHeld) else 'lost'} {sub.job_id}")
+        _history(run_dir, f"{'held' if isinstance(e, JobHeld) else 'lost'} {sub.job_id}")
         raise
     # "finished" only when a live Snakemake gets this result; an orphaned launcher (its
     # Snakemake was killed) says so, and the restarted Snakemake's launcher recovers it.
     word = "finished" if still_alive(waiter_of) else "finished-undelivered"
-    _history(folder, f"{word} {sub.job_id} {metrics.get('status')}")
+    _history(run_dir, f"{word} {sub.job_id} {metrics.get('status')}")
     return metrics
 
 
@@ -645,13 +623,13 @@ def run_local(job, spec: C.RunSpec, run_dir: Path, res: Resources) -> dict:
     from the checkpoint)."""
     import submitit
 
-    folder = run_dir / "submitit"
+    folder = run_dir / rundir.SUBMITIT
     ex = submitit.LocalExecutor(folder=folder / "%j", max_num_timeout=int(res.max_num_timeout),
                                 python=res.slurm_python or None)
     ex.update_parameters(timeout_min=int(res.runtime), gpus_per_node=int(res.gpu),
                          tasks_per_node=res.tasks, signal_delay_s=int(res.signal_delay_s))
     sub = ex.submit(job)
-    _history(folder, f"local {sub.job_id}")
+    _history(run_dir, f"local {sub.job_id}")
     print(f"started local job {sub.job_id}; log: {sub.paths.stdout}", flush=True)
 
     def stop(signum, frame):  # Snakemake stopped: do not leave an orphan training
@@ -682,24 +660,22 @@ def wait(sub, run_dir: Path, cluster: str, poll_s: float, deadline: float,
     """Until metrics.json exists, the job ends without one (JobFailed), is lost or held too
     long (JobLost, JobHeld), or the deadline passes (TimeoutError). Never cancels the job.
     The job's end is seen from its result pickle's existence (never read: no unpickling)."""
-    from trm.launch import finished
-
     grace = max(MIN_GRACE_S, 3 * poll_s)  # for a result file to show up after the job left
     left_at = ended_at = held_since = None
     held_reported = False
     last = None
     result_pickle = Path(str(sub.task(0).paths.result_pickle if sub.num_tasks > 1 else sub.paths.result_pickle))
     while True:
-        metrics = finished(run_dir)
+        metrics = rundir.finished(run_dir)
         if metrics is not None:
             return metrics
         if result_pickle.exists() or (cluster == "local" and sub.done()):
             # The job ended; its metrics.json (or its outcome record) may lag on a shared
             # filesystem. Without either, it raised outside the training code.
-            metrics = read_outcome(run_dir, sub.job_id) if cluster == "slurm" else None
+            metrics = rundir.read_outcome(run_dir, sub.job_id) if cluster == "slurm" else None
             if metrics is not None:
-                if finished(run_dir) is None:  # same dict, same writer: the job's bytes
-                    atomic_write_json(Path(run_dir) / "metrics.json", metrics)
+                if rundir.finished(run_dir) is None:  # same dict, same writer: the job's bytes
+                    rundir.write_metrics(run_dir, metrics)
                 return metrics
             ended_at = ended_at or time.time()
             if time.time() - ended_at > (grace if cluster == "slurm" else 1.0):
@@ -742,43 +718,6 @@ def wait(sub, run_dir: Path, cluster: str, poll_s: float, deadline: float,
             raise TimeoutError(f"gave up waiting for job {sub.job_id} (deadline passed); it was not "
                                "cancelled: re-run Snakemake to re-attach")
         time.sleep(poll_s)
-
-
-# --------------------------------------------------------------------------- interruptions
-def record_interruption(run_dir: Path, timeout_min: float | None, started: float | None) -> str:
-    """Log one USR2 in RUN_DIR/interruptions.jsonl as "timeout" or "preemption", by
-    submitit's own rule (SignalHandler.has_timed_out: at least min(80 %, limit - 10 min) of
-    the time limit used). Returns the cause."""
-    cause = "preemption"
-    if timeout_min and started:
-        limit = 60.0 * timeout_min
-        if time.time() - started >= min(0.8 * limit, limit - 600):
-            cause = "timeout"
-    rec = {"cause": cause, "job_id": os.environ.get("SLURM_JOB_ID"),
-           "restart": int(os.environ.get("SLURM_RESTART_COUNT", 0) or 0),
-           "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    with open(Path(run_dir) / INTERRUPTIONS_FILE, "a") as f:
-        f.write(json.dumps(rec, sort_keys=True) + "\n")
-    return cause
-
-
-def interruption_counts(run_dir: Path, requeue_count: int = 0) -> dict:
-    """Preemptions and time-outs counted apart; requeues with neither (`scontrol requeue`,
-    a node failure) are "other"."""
-    counts = {"preemption": 0, "timeout": 0}
-    try:
-        lines = (Path(run_dir) / INTERRUPTIONS_FILE).read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        try:
-            cause = json.loads(line).get("cause")
-        except ValueError:
-            continue  # a line cut by a kill
-        if cause in counts:
-            counts[cause] += 1
-    counts["other_requeue"] = max(0, int(requeue_count) - counts["preemption"] - counts["timeout"])
-    return counts
 
 
 def run_submitit(job, spec: C.RunSpec, run_dir: Path, launcher: str, res: Resources) -> dict:

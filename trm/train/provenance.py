@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from trm import config as C
-from trm.slurm import interruption_counts
+from trm.rundir import interruption_counts
 from trm.train import allocator
 
 
