@@ -15,12 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+from trm.rundir import METRICS
+
 PROGRESS_FILE = Path("results/index/progress.json")
 
 
 def start(run_dirs: list[str], path: Path = PROGRESS_FILE) -> None:
     """Record the workflow's start: when, which runs, how many were already finished."""
-    done = [d for d in run_dirs if (Path(d) / "metrics.json").exists()]
+    done = [d for d in run_dirs if (Path(d) / METRICS).exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"started": time.time(), "run_dirs": sorted(run_dirs),
@@ -36,7 +38,7 @@ def _fmt_duration(seconds: float) -> str:
 def line(run_dir: Path, path: Path = PROGRESS_FILE, now: float | None = None) -> str:
     run_dir = Path(run_dir)
     try:
-        m = json.loads((run_dir / "metrics.json").read_text())
+        m = json.loads((run_dir / METRICS).read_text())
     except (OSError, json.JSONDecodeError):
         m = {"status": "missing"}
     parts = run_dir.parts[-4:]  # task, model, sig, seedK
@@ -50,7 +52,7 @@ def line(run_dir: Path, path: Path = PROGRESS_FILE, now: float | None = None) ->
     except (OSError, json.JSONDecodeError):
         return f"[run done] {what}: {result}"
     dirs = state["run_dirs"]
-    done = sum((Path(d) / "metrics.json").exists() for d in dirs)
+    done = sum((Path(d) / METRICS).exists() for d in dirs)
     new = done - state["done_at_start"]
     elapsed = (now or time.time()) - state["started"]
     left = len(dirs) - done

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from trm import config
+from trm import rundir
 
 # Columns every manifest row has (written by trm.studies); any other column is a varied knob.
 BASE_COLUMNS = ["study", "task", "model", "scale", "sig", "seed", "run_dir"]
@@ -71,10 +72,6 @@ BACKWARD_COST = 2.0
 # FLOP fields counted from the spec (trm.model.flops) when metrics.json has none.
 FLOP_FIELDS = ("train_flops", "test_flops_per_puzzle")
 
-METRICS_FILE = "metrics.json"
-PREDICTIONS_FILE = "predictions.npz"
-TRAIN_LOG_FILE = "train.jsonl"
-
 
 def knob_columns(frame: pd.DataFrame) -> list[str]:
     """Varied-knob columns of a manifest or runs table (dotted spec keys)."""
@@ -88,15 +85,15 @@ def read_manifest(path: Path) -> pd.DataFrame:
 
 def read_metrics(run_dir: Path) -> tuple[dict | None, str]:
     """(metrics, note): metrics is None when the file is absent or unreadable."""
-    path = Path(run_dir) / METRICS_FILE
+    path = Path(run_dir) / rundir.METRICS
     if not path.exists():
         return None, ""
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        return None, f"unreadable {METRICS_FILE}: {e}"
+        return None, f"unreadable {rundir.METRICS}: {e}"
     if not isinstance(data, dict):
-        return None, f"{METRICS_FILE} is not a JSON object"
+        return None, f"{rundir.METRICS} is not a JSON object"
     return data, ""
 
 
@@ -110,7 +107,7 @@ def _load_spec_dict(run_dir: Path, metrics: dict | None, row: dict, resolved: di
     the named configs with the manifest's knob values."""
     if metrics and isinstance(metrics.get("spec"), dict):
         return metrics["spec"]
-    for candidate in (run_dir / "spec.yaml", run_dir.parent / "spec.yaml"):
+    for candidate in (run_dir / rundir.SPEC, run_dir.parent / rundir.SPEC):
         if candidate.exists():
             try:
                 return config.load_yaml(candidate)
@@ -234,7 +231,7 @@ def _run_row(row: dict, root: Path, resolved: dict) -> dict:
         metrics = {}
     else:
         status = metrics.get("status")
-        out["status"] = status if status in ("ok", "diverged", "failed") else "failed"
+        out["status"] = status if status in rundir.STATUSES else "failed"
         out["note"] = "" if status in STATUSES else f"unknown status {status!r}"
         mismatches = [
             f"{k}={metrics[k]!r}"
@@ -280,7 +277,7 @@ def _run_row(row: dict, root: Path, resolved: dict) -> dict:
     provenance = metrics.get("data_provenance") or {}
     out["data_kind"] = provenance.get("kind", "")
     out["data_source"] = provenance.get("source", "")
-    out["has_predictions"] = (run_dir / PREDICTIONS_FILE).exists()
+    out["has_predictions"] = (run_dir / rundir.PREDICTIONS).exists()
     # Extra scalar metrics (e.g. ARC pass@k) pass through under their own names.
     for key, value in metrics.items():
         if key in _STRUCTURED or key in out or isinstance(value, (dict, list)):
@@ -302,7 +299,7 @@ def _params_total(row: dict) -> float:
 
 def _read_run_info(run_dir: Path) -> dict:
     try:
-        return json.loads((run_dir / "run_info.json").read_text())
+        return json.loads((run_dir / rundir.RUN_INFO).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
 
@@ -429,7 +426,7 @@ def accuracy_by_eval_steps(runs: pd.DataFrame) -> pd.DataFrame:
 def load_correct(root: Path, run_dir: str) -> np.ndarray | None:
     """Per-puzzle exact correctness at the headline depth (predictions.npz 'correct')."""
 
-    path = Path(root) / str(run_dir) / PREDICTIONS_FILE
+    path = Path(root) / str(run_dir) / rundir.PREDICTIONS
     if not path.exists():
         return None
     try:

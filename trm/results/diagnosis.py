@@ -13,8 +13,10 @@ listed in this order, and the first is its class:
   half the logged steps halted_frac >= 0.8 and mean_segments <= 1.5. Only where halting can
   act (N_sup > 1 and a halting head): without one every slot runs N_sup segments. This is the
   ACT initialisation trap's symptom (a shallow-halt equilibrium the model does not leave).
-- label prior: the loss never left its first logged value: every logged loss is within 2% of
-  the first one. The model predicts the label marginal and nothing of the input.
+- label prior: the model predicts the label marginal and nothing of the input: its final cell
+  accuracy is within half a point of what the best input-free prediction (each position's
+  most common test label) scores, or, where the dataset cannot be read, every logged loss
+  is within 2% of the first one.
 - late crossing: exact accuracy was still rising at the end: over the last fifth of the
   budget a least-squares line through it rises by at least 1 point (periodic evaluations with
   the final one when three or more fall there, else the logged train_exact). More steps
@@ -35,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from trm.results import cells as C
-from trm.results.collect import TRAIN_LOG_FILE, read_metrics, runs_root
+from trm.results.collect import read_metrics, runs_root
+from trm.rundir import TRAIN_LOG
 from trm.results.learning import (DEFAULT_METRIC, budget, eval_records, metric_name, percent,
                                   read_train_log, study_cells)
 
@@ -45,6 +48,7 @@ HALT_FRAC = 0.8
 HALT_SEGMENTS = 1.5
 HALT_SHARE = 0.5
 PRIOR_BAND = 0.02
+PRIOR_CELL_GAP = 0.005  # half a point of cell accuracy from the input-free prediction
 LATE_FRACTION = 0.2
 LATE_RISE = 0.01  # 1 point of exact accuracy (a fraction)
 PLATEAU_CHANGE = 0.05
@@ -102,7 +106,27 @@ def halted_early(log: pd.DataFrame, metrics: dict | None) -> tuple[bool, dict]:
     return bool(_halting_acts(metrics) and early.mean() > HALT_SHARE), ev
 
 
-def label_prior(loss: pd.DataFrame) -> tuple[bool, dict]:
+def prior_cell_accuracy(data_dir: Path) -> float | None:
+    """Token accuracy of the best prediction that ignores the input: each position's most
+    common label over the test split (ignored labels left out); None without the dataset."""
+    from trm.data.dataset import load_split
+
+    try:
+        split = load_split(Path(data_dir), "test", mmap=True)
+    except (OSError, ValueError, KeyError):
+        return None
+    labels = np.asarray(split.labels)
+    ignore = int(split.meta.get("ignore_label_id") or 0)
+    counts = np.stack([(labels == v).sum(0) for v in np.unique(labels) if v != ignore])
+    total = counts.sum()
+    return float(counts.max(0).sum() / total) if total else None
+
+
+def label_prior(loss: pd.DataFrame, cell_accuracy: float | None = None,
+                prior: float | None = None) -> tuple[bool, dict]:
+    if cell_accuracy is not None and prior is not None:
+        gap = abs(cell_accuracy - prior)
+        return gap <= PRIOR_CELL_GAP, {"cell_accuracy": cell_accuracy, "prior_cell_accuracy": prior}
     if len(loss) < MIN_POINTS:
         return False, {}
     first = float(loss["value"].iloc[0])
@@ -149,9 +173,10 @@ def loss_plateau(loss: pd.DataFrame, end: int) -> tuple[bool, dict]:
 
 
 def diagnose(log: pd.DataFrame, metrics: dict | None, status: str | None = None,
-             metric: str = DEFAULT_METRIC) -> Diagnosis:
+             metric: str = DEFAULT_METRIC, prior: float | None = None) -> Diagnosis:
     """The classes the run's log shows (see the module docstring), first the primary one;
-    `status` defaults to metrics.json's, `metric` is the accuracy the seed failed on."""
+    `status` defaults to metrics.json's, `metric` is the accuracy the seed failed on, `prior`
+    the cell accuracy of the input-free prediction on its test split (prior_cell_accuracy)."""
     status = status or str((metrics or {}).get("status") or "ok")
     end = budget(metrics, log)
     classes, evidence = [], {}
@@ -170,7 +195,8 @@ def diagnose(log: pd.DataFrame, metrics: dict | None, status: str | None = None,
         return Diagnosis(classes, evidence)
     halted, ev = halted_early(log, metrics)
     evidence.update(ev)
-    prior, ev = label_prior(loss)
+    cell = (metrics or {}).get("cell_accuracy")
+    prior, ev = label_prior(loss, None if cell is None else float(cell), prior)
     evidence.update(ev)
     late, ev = late_crossing(log, metrics, end, metric)
     evidence.update(ev)
@@ -201,7 +227,7 @@ def failed_seeds(study: dict, runs: pd.DataFrame, threshold: float,
     """Every seed of the study below `threshold` (a fraction of `metric`), diverged or failed,
     with its diagnosis; missing runs are not seeds that failed and are left to the tables."""
     root = runs_root(runs, root)
-    out = []
+    out, priors = [], {}
     for row, members, label in study_cells(study, runs).cells:
         for run in members.sort_values("seed", kind="stable").to_dict("records"):
             status = str(run["status"])
@@ -212,11 +238,26 @@ def failed_seeds(study: dict, runs: pd.DataFrame, threshold: float,
                 continue
             run_dir = root / str(run["run_dir"])
             metrics, _ = read_metrics(run_dir)
-            d = diagnose(read_train_log(run_dir / TRAIN_LOG_FILE), metrics, status, metric)
+            data_dir = _data_dir(root, metrics)
+            if data_dir is not None and data_dir not in priors:
+                priors[data_dir] = prior_cell_accuracy(data_dir)
+            d = diagnose(read_train_log(run_dir / TRAIN_LOG), metrics, status, metric,
+                         priors.get(data_dir))
             out.append({"task": str(row["task"]), "cell": label,
                         "seed": int(C.normalize(run["seed"])), "status": status,
                         "classes": d.classes, "evidence": d.evidence})
     return out
+
+
+def _data_dir(root: Path, metrics: dict | None) -> Path | None:
+    """Where the workflow built the run's dataset (results/data/<task>/<data signature>)."""
+    from trm import config
+
+    try:
+        spec = config.from_dict(config.RunSpec, (metrics or {}).get("spec") or {})
+    except (config.SpecError, TypeError, ValueError):
+        return None
+    return Path(root) / "results" / "data" / spec.data.task / config.data_signature(spec)
 
 
 def _pct1(x) -> str:
@@ -237,6 +278,9 @@ def evidence_text(ev: dict, metric: str = DEFAULT_METRIC) -> str:
         flat = (f" (within {100 * ev['loss_max_dev']:.1f}% of the first throughout)"
                 if ev["loss_max_dev"] <= 5 * PRIOR_BAND else "")
         parts.append(f"{ev.get('loss_name', 'loss')} {ev['loss_first']:.3g} → {ev['loss_last']:.3g}{flat}")
+    if "prior_cell_accuracy" in ev:
+        parts.append(f"cell accuracy {_pct1(ev['cell_accuracy'])} against "
+                     f"{_pct1(ev['prior_cell_accuracy'])} for the input-free prediction")
     if "last_half_change" in ev:
         parts.append(f"loss fell {100 * ev['last_half_change']:.1f}% over the last half")
     if "logged_steps" in ev:
@@ -253,7 +297,9 @@ RULES = (
     "Classes (trm/results/diagnosis.py), every one that holds, the first in bold: "
     f"*diverged*/*failed* from the run's status; *halted early*: on more than half the logged "
     f"steps halted_frac ≥ {HALT_FRAC:g} and mean segments ≤ {HALT_SEGMENTS:g} (N_sup > 1 with a "
-    f"halting head); *label prior*: every logged loss within {100 * PRIOR_BAND:g}% of the first; "
+    f"halting head); *label prior*: final cell accuracy within {100 * PRIOR_CELL_GAP:g} point of "
+    f"the input-free prediction's (each position's most common test label; without the dataset: "
+    f"every logged loss within {100 * PRIOR_BAND:g}% of the first); "
     f"*late crossing*: exact accuracy rose ≥ {100 * LATE_RISE:g} point over the last fifth "
     f"(least-squares); *loss plateau*: loss fell from its first value but changed < "
     f"{100 * PLATEAU_CHANGE:g}% over the last half; *unclassified*: none of these."

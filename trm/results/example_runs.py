@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from trm import config
+from trm import rundir
 
 EXAMPLE_STUDY = {
     "name": "example_depth",
@@ -164,10 +165,10 @@ def _write_run(
         "data_provenance": {"kind": "generated", "source": "sudoku 6x6 generator (constructed)"},
         "spec": spec,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    (run_dir / rundir.METRICS).write_text(json.dumps(metrics, indent=1))
     if fate == "ok":
-        np.savez(run_dir / "predictions.npz", correct=correct)
-    with open(run_dir / "train.jsonl", "w") as f:
+        np.savez(run_dir / rundir.PREDICTIONS, correct=correct)
+    with open(run_dir / rundir.TRAIN_LOG, "w") as f:
         for step in range(0, metrics["steps"] + 1, 20):
             loss = 2.0 * np.exp(-step / (80 + 20 * n)) + 0.1 + abs(seed_rng.normal(0, 0.02))
             if fate == "diverged" and step >= 100:

@@ -26,8 +26,8 @@ from trm.results import cells as C
 from trm.results import plotting as P
 from trm.results import stats
 from trm import config
+from trm.rundir import TRAIN_LOG
 from trm.results.collect import (
-    TRAIN_LOG_FILE,
     accuracy_by_eval_steps,
     parse_json_column,
     runs_root,
@@ -832,7 +832,7 @@ def plot_learning_curves(
                 color = color_map[h]
                 logs, no_log = [], []
                 for run in mine.to_dict("records"):
-                    log = read_train_log(root / str(run["run_dir"]) / TRAIN_LOG_FILE)
+                    log = read_train_log(root / str(run["run_dir"]) / TRAIN_LOG)
                     if log.empty or y not in log.columns:
                         no_log.append(f"{C.format_value(run['seed'])} ({run['status']})")
                         continue
@@ -867,7 +867,7 @@ def plot_learning_curves(
                         logs.append(finite.set_index("step")[y])
                 if no_log:
                     footnotes.append(
-                        f"No {TRAIN_LOG_FILE} with '{y}': {C.format_value(h)}, "
+                        f"No {TRAIN_LOG} with '{y}': {C.format_value(h)}, "
                         f"seeds {', '.join(no_log)}"
                     )
                 if logs:

@@ -30,7 +30,8 @@ from scipy import stats as sps
 
 from trm.results import cells as C
 from trm.results import stats
-from trm.results.collect import TRAIN_LOG_FILE, read_metrics, runs_root
+from trm.results.collect import read_metrics, runs_root
+from trm.rundir import TRAIN_LOG
 
 DEFAULT_METRIC = "exact_accuracy"
 DEFAULT_SUCCESS_THRESHOLD = 0.05  # 5% of the metric (a fraction), when the scale sets none
@@ -226,7 +227,7 @@ def cell_crossings(rows: pd.DataFrame, root: Path, threshold: float,
         run_dir = root / str(run["run_dir"])
         metrics, _ = read_metrics(run_dir)
         seed = int(C.normalize(run["seed"]))
-        c = run_crossing(read_train_log(run_dir / TRAIN_LOG_FILE), metrics, threshold,
+        c = run_crossing(read_train_log(run_dir / TRAIN_LOG), metrics, threshold,
                          seed=seed, status=str(run["status"]), metric=metric)
         if c is None:
             no_eval.append(f"{seed} ({run['status']})")

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from trm import config as C
+from trm import rundir
 from trm.data.dataset import load_split
 from trm.model import build_model
 from trm.train import checkpoint as ckpt
@@ -36,7 +37,7 @@ from trm.train.evaluate import build_scorers, evaluate, halting_stats
 from trm.train import precision
 from trm.train.loop import compile_networks, configure_backends, eval_record_at, pick_device
 
-OUTPUT = "test_time_depth.json"
+OUTPUT = rundir.TEST_TIME_DEPTH
 
 
 def find_data_dir(run_dir: Path, spec: C.RunSpec, data_dir) -> Path:
@@ -44,7 +45,7 @@ def find_data_dir(run_dir: Path, spec: C.RunSpec, data_dir) -> Path:
     the default location of the spec's data (also used by trm.train.test_time)."""
     if data_dir is not None:
         return Path(data_dir)
-    info = run_dir / "run_info.json"
+    info = run_dir / rundir.RUN_INFO
     if info.is_file():
         recorded = json.loads(info.read_text()).get("data_dir")
         if recorded and (Path(recorded) / "test" / "dataset.json").is_file():
@@ -86,13 +87,13 @@ def open_trained_run(run_dir, data_dir=None, device=None) -> TrainedRun:
     """Load a run's spec and checkpoint and its test split, refusing weights or data that are
     not this run's; configures the backends (determinism, threads, precision) as training."""
     run_dir = Path(run_dir)
-    spec = C.load_spec(run_dir / "spec.yaml")
-    state = ckpt.load(run_dir / "checkpoints")
+    spec = C.load_spec(run_dir / rundir.SPEC)
+    state = ckpt.load(run_dir / rundir.CHECKPOINTS)
     if state is None:
-        raise FileNotFoundError(f"{run_dir / 'checkpoints' / ckpt.LATEST}: no checkpoint to evaluate")
+        raise FileNotFoundError(f"{run_dir / rundir.LATEST_CHECKPOINT}: no checkpoint to evaluate")
     # The weights must be this run's (its spec.yaml), not a checkpoint copied from another.
     ckpt.check_identity(state, {"sig": C.signature(spec), "seed": spec.train.seed},
-                        run_dir / "checkpoints" / ckpt.LATEST)
+                        run_dir / rundir.LATEST_CHECKPOINT)
     data_dir = find_data_dir(run_dir, spec, data_dir)
     # The same identity checks as training: arrays match their content hash, built for this
     # run's data spec (an external dataset passes; its hash was recorded at training).
@@ -124,7 +125,7 @@ def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), *, d
         raise C.SpecError("n_supervision, n_cycles and n_latent_steps must all be > 0")
     use_ema = bool(t.ema and state.get("ema"))
     bs = batch_size or spec.eval.batch_size
-    metrics_path = run_dir / "metrics.json"
+    metrics_path = run_dir / rundir.METRICS
     finished = metrics_path.is_file() and json.loads(metrics_path.read_text()).get("status") == "ok"
     scorers = build_scorers(spec.data.task, test, data_dir, ks)
     grid = []

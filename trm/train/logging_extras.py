@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 from trm import config as C
+from trm import rundir
 
 TRUE = {"1", "true", "yes", "on"}
 
@@ -104,7 +105,7 @@ def open_sinks(spec: C.RunSpec, run_dir: Path, enabled: bool = True) -> Sinks:
     tb = os.environ.get("TRM_TENSORBOARD", "").strip()
     if tb and tb.lower() not in {"0", "false", "no", "off"}:
         if tb.lower() in TRUE:
-            logdir = Path(run_dir) / "tensorboard"
+            logdir = Path(run_dir) / rundir.TENSORBOARD
         else:
             logdir = Path(tb) / f"{spec.data.task}-{spec.name}-{C.signature(spec)}-s{spec.train.seed}"
         try:

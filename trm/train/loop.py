@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from trm import config as C
+from trm import rundir
 from trm.data import identity as data_identity
 from trm.data.dataset import PuzzleSplit, load_split
 from trm.files import atomic_save_npz, clean_temp_files
@@ -515,9 +516,9 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
         run_dir.mkdir(parents=True, exist_ok=True)
         # Half-written temp files of an earlier attempt that was killed mid-write.
         clean_temp_files(run_dir)
-        clean_temp_files(run_dir / "checkpoints")
+        clean_temp_files(run_dir / rundir.CHECKPOINTS)
     trainer = Trainer(spec, run_dir, data_dir, comm)
-    ckpt_dir = run_dir / "checkpoints"
+    ckpt_dir = run_dir / rundir.CHECKPOINTS
     resumed_from = 0
     state = ckpt.load(ckpt_dir)  # every rank reads the same file
     if state is not None:
@@ -526,13 +527,13 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
         resumed_from = trainer.step
     del state
     if main:  # only now: a refused dataset or checkpoint leaves the run directory as it was
-        C.dump_spec(spec, run_dir / "spec.yaml")
+        C.dump_spec(spec, run_dir / rundir.SPEC)
     info = provenance.run_info(spec, trainer, resumed_from) if main else {}
     if main and spec.train.depth_curriculum:
         info["depth_curriculum"] = trainer.depth_schedule_record()
-    log_path = run_dir / "train.jsonl"
+    log_path = run_dir / rundir.TRAIN_LOG
     if main:
-        ckpt.atomic_write_json(run_dir / "run_info.json", info)
+        ckpt.atomic_write_json(run_dir / rundir.RUN_INFO, info)
         _truncate_log(log_path, trainer.step)
     sinks = logging_extras.open_sinks(spec, run_dir, enabled=main)
     t = spec.train
@@ -573,8 +574,8 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
     metrics = _metrics(spec, trainer, status, diverged_at, error)
     if main:
         info.update(provenance.finish(info, trainer))
-        ckpt.atomic_write_json(run_dir / "run_info.json", info)
-        ckpt.atomic_write_json(run_dir / "metrics.json", metrics)
+        ckpt.atomic_write_json(run_dir / rundir.RUN_INFO, info)
+        rundir.write_metrics(run_dir, metrics)
         sinks.log({k: v for k, v in metrics.items() if k in _SINK_KEYS}, trainer.step)
     sinks.close()
     comm.barrier()  # nobody leaves before rank 0 has written the record
@@ -618,11 +619,7 @@ def _metrics(spec: C.RunSpec, trainer: Trainer, status: str, diverged_at, error)
     counts = trainer.model.param_counts()
     calls = trainer.training_call_counts()
     out = {
-        "status": status,
-        "task": spec.data.task,
-        "model": spec.name,
-        "sig": C.signature(spec),
-        "seed": spec.train.seed,
+        **rundir.metrics_header(spec, status),
         "steps": trainer.step,
         "total_steps": trainer.total_steps,
         "diverged_at_step": diverged_at,
@@ -639,7 +636,7 @@ def _metrics(spec: C.RunSpec, trainer: Trainer, status: str, diverged_at, error)
     ev = trainer.evaluate()  # all ranks take part
     n_sup = trainer.n_sup_eval
     if trainer.comm.is_main:
-        atomic_save_npz(trainer.run_dir / "predictions.npz", correct=ev["correct"][n_sup - 1])
+        atomic_save_npz(trainer.run_dir / rundir.PREDICTIONS, correct=ev["correct"][n_sup - 1])
     per_step = {"exact_accuracy": ev["exact_accuracy"], "cell_accuracy": ev["cell_accuracy"]}
     if "maze" in ev["scorers"]:
         per_step["valid_optimal_accuracy"] = ev["scorers"]["maze"]["valid_optimal_accuracy"]

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from trm import config as C
+from trm import rundir
 from trm.files import atomic_write_json
 from trm.train.arc_eval import ArcScorer, VoteTable, score
 from trm.train.evaluate import autocast, eval_indices, evaluate, example_puzzle_ids, ignore_label_id
@@ -182,7 +183,7 @@ def _flops_hook():
 
 
 def _source_status(run_dir: Path) -> str:
-    path = run_dir / "metrics.json"
+    path = run_dir / rundir.METRICS
     if not path.is_file():
         return "missing"
     try:
