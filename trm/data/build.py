@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     except C.SpecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from trm.data.resolve import default_data_dir
+    from trm.data.location import default_data_dir
 
     meta = build_dataset(data, args.out or default_data_dir(C.RunSpec(data=data)))
     prov = meta["provenance"]

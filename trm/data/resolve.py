@@ -10,10 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trm import config as C
-
-
-def default_data_dir(spec: C.RunSpec, root: Path = Path(".")) -> Path:
-    return root / "results" / "data" / spec.data.task / C.data_signature(spec)
+from trm.data.location import default_data_dir
 
 
 def ensure_data(spec: C.RunSpec, data_dir: Path | None) -> Path:
