@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 
 from trm import config as C
+from trm import test_time_study as TT
+from trm.study_scales import scale_tweaks
 
 STUDY_KEYS = {
     "name": str,
@@ -99,29 +101,6 @@ class Run:
 
 def _err(path: Path, msg: str) -> C.SpecError:
     return C.SpecError(f"{path}: {msg}")
-
-
-def scale_tweaks(path: Path, data: dict) -> dict[str, dict]:
-    """Check a study file's `scales:` and `notes:` (keyed by scale: a misspelt scale would be
-    silently ignored) and return its per-scale tweaks that are set, each a mapping. Shared by
-    training studies and test-time studies (trm/test_time_study.py)."""
-    scales = set(C.available("scales", path.parent.parent))
-    for section in ("scales", "notes"):
-        block = data.get(section) or {}
-        if not isinstance(block, dict):
-            raise _err(path, f"'{section}' must be a mapping by scale")
-        for scale in block:
-            if scale not in scales:
-                raise _err(path, f"'{section}.{scale}': no scale named '{scale}' "
-                           f"(available: {', '.join(sorted(scales))})")
-    tweaks = {}
-    for scale, tweak in (data.get("scales") or {}).items():
-        if tweak is None:
-            continue
-        if not isinstance(tweak, dict):
-            raise _err(path, f"'scales.{scale}' must be a mapping, got {tweak!r}")
-        tweaks[scale] = tweak
-    return tweaks
 
 
 @functools.lru_cache(maxsize=None)
@@ -367,6 +346,69 @@ def check_seed_plan(plan: Any, config_dir: Path = C.CONFIG_DIR) -> dict:
     return plan
 
 
+def plan_test_time(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR):
+    """Expand a test-time study (loaded by trm.test_time_study.load) at a scale: (resolved
+    study dict, runs to evaluate). Planned here, beside the training studies it draws on.
+
+    The runs are the source studies' runs that the cells and seeds select, relabelled with
+    this study's name (so that `studies=<this study>` alone trains them too) and listed once
+    even when two sources share a cell. The resolved dict carries `source_runs`: one entry
+    per (source study, run), the rows the table is built from."""
+    path = study["_path"]
+    resolved = TT.at_scale(study, scale)
+    paths = study_paths(config_dir)
+    runs, source_runs, seen = [], [], set()
+    for i, src in enumerate(resolved["source"]):
+        name = src["study"]
+        if name not in paths:
+            raise _err(path, f"source[{i}]: no study named '{name}' (available: {', '.join(paths)})")
+        data = C.load_yaml(paths[name])
+        if TT.study_kind(data) != "train":
+            raise _err(path, f"source[{i}]: '{name}' is a {TT.study_kind(data)} study; sources must "
+                       "be training studies")
+        source_runs_all = expand(load_study(paths[name]), scale, config_dir)
+        keep = source_runs_all
+        if src["cells"]:
+            knob_keys = {k for r in source_runs_all for k in r.knobs} | CELL_KEYS
+            for j, pattern in enumerate(src["cells"]):
+                unknown = [k for k in pattern if k not in knob_keys]
+                if unknown:
+                    raise _err(path, f"source[{i}].cells[{j}]: '{unknown[0]}' is not a key that "
+                               f"'{name}' varies (keys: {', '.join(sorted(knob_keys))})")
+                if not any(_matches(_cell_of(r), pattern) for r in source_runs_all):
+                    raise _err(path, f"source[{i}].cells[{j}] {pattern} matches no cell of '{name}' "
+                               f"at scale {scale}")
+            keep = [r for r in keep if any(_matches(_cell_of(r), p) for p in src["cells"])]
+        if src["seeds"] is not None:
+            have = sorted({r.seed for r in source_runs_all})
+            missing = [s for s in src["seeds"] if s not in have]
+            if missing:
+                raise _err(path, f"source[{i}].seeds: '{name}' has no seed {missing[0]} at scale "
+                           f"{scale} (its seeds: {have})")
+            keep = [r for r in keep if r.seed in src["seeds"]]
+        for r in keep:
+            source_runs.append({"source_study": name, "task": r.task, "model": r.model,
+                                "sig": r.sig, "seed": r.seed, "run_dir": r.run_dir,
+                                "knobs": dict(r.knobs)})
+            if r.run_dir in seen:
+                continue
+            seen.add(r.run_dir)
+            run = Run(study["name"], r.task, r.model, r.seed, r.spec, dict(r.knobs))
+            run.sig, run.data_sig = r.sig, r.data_sig  # computed already; the spec is the same
+            runs.append(run)
+    out = {k: v for k, v in study.items() if k != "scales"}
+    out.update(resolved)
+    out["source_runs"] = source_runs
+    # What the generic study tooling reads from every study (trm.results.tables): the tasks.
+    out["tasks"] = sorted({r.task for r in runs})
+    out.setdefault("figure", {})
+    return out, runs
+
+
+def _cell_of(run) -> dict:
+    return {"task": run.task, "model": run.model, **run.knobs}
+
+
 def manifest(selection: Any, scale: str, config_dir: Path = C.CONFIG_DIR,
              seed_plan: dict | None = None) -> tuple[dict, list[Run]]:
     """Load and expand the selected studies; every file is validated before anything runs.
@@ -379,9 +421,7 @@ def manifest(selection: Any, scale: str, config_dir: Path = C.CONFIG_DIR,
         if "kind" in C.load_yaml(path):
             # A test-time study trains nothing itself: it evaluates runs of training studies
             # (trm/test_time_study.py), returned under its own name so that it alone plans them.
-            from trm import test_time_study
-
-            study, evaluated = test_time_study.plan(test_time_study.load(path), scale, config_dir)
+            study, evaluated = plan_test_time(TT.load(path), scale, config_dir)
             studies[name] = study
             runs.extend(evaluated)
             continue

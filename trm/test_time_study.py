@@ -27,9 +27,10 @@ plus a summary figure (trm/results/test_time.py).
     scales:                       # per-scale replacement of `source` and/or `settings` keys
       smoke: {settings: {max_examples: 0}}
 
-Every key is checked at planning (`load`, `plan`), before anything trains: a misspelt key,
-a source study that does not exist or is itself a test-time study, a cell pattern or seed
-that selects nothing, and out-of-range settings are refused with the file's name.
+Every key is checked at planning (`load` here, then trm.studies.plan_test_time against the
+source studies), before anything trains: a misspelt key, a source study that does not exist
+or is itself a test-time study, a cell pattern or seed that selects nothing, and
+out-of-range settings are refused with the file's name.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from trm import config as C
-from trm.studies import scale_tweaks
+from trm import rundir
+from trm.study_scales import scale_tweaks
 
 KIND = "test_time"
 TOP_KEYS = {"name", "kind", "description", "question", "source", "settings", "scales", "notes"}
@@ -53,7 +55,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "noise_seed": 0,
     "arc_votes": [],
 }
-CELL_KEYS = {"task", "model"}
 
 
 def _err(path, msg: str) -> C.SpecError:
@@ -157,8 +158,8 @@ def _check_source(path, source: Any, where: str = "source") -> list[dict]:
 
 
 def load(path: Path, data: dict | None = None) -> dict:
-    """Read and check a test-time study file (its shape; `plan` checks it against the
-    source studies at a scale)."""
+    """Read and check a test-time study file (its shape; trm.studies.plan_test_time checks it
+    against the source studies at a scale)."""
     path = Path(path)
     data = C.load_yaml(path) if data is None else data
     for key in data:
@@ -197,78 +198,10 @@ def at_scale(study: dict, scale: str) -> dict:
     }
 
 
-def _matches(cell: dict, pattern: dict) -> bool:
-    return all(cell.get(k) == v for k, v in pattern.items())
-
-
-def plan(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR):
-    """Expand the study at a scale: (resolved study dict, runs to evaluate).
-
-    The runs are the source studies' runs that the cells and seeds select, relabelled with
-    this study's name (so that `studies=<this study>` alone trains them too) and listed once
-    even when two sources share a cell. The resolved dict carries `source_runs`: one entry
-    per (source study, run), the rows the table is built from."""
-    from trm import studies as S
-
-    path = study["_path"]
-    resolved = at_scale(study, scale)
-    paths = S.study_paths(config_dir)
-    runs, source_runs, seen = [], [], set()
-    for i, src in enumerate(resolved["source"]):
-        name = src["study"]
-        if name not in paths:
-            raise _err(path, f"source[{i}]: no study named '{name}' (available: {', '.join(paths)})")
-        data = C.load_yaml(paths[name])
-        if study_kind(data) != "train":
-            raise _err(path, f"source[{i}]: '{name}' is a {study_kind(data)} study; sources must "
-                       "be training studies")
-        source_runs_all = S.expand(S.load_study(paths[name]), scale, config_dir)
-        keep = source_runs_all
-        if src["cells"]:
-            knob_keys = {k for r in source_runs_all for k in r.knobs} | CELL_KEYS
-            for j, pattern in enumerate(src["cells"]):
-                unknown = [k for k in pattern if k not in knob_keys]
-                if unknown:
-                    raise _err(path, f"source[{i}].cells[{j}]: '{unknown[0]}' is not a key that "
-                               f"'{name}' varies (keys: {', '.join(sorted(knob_keys))})")
-                if not any(_matches(_cell_of(r), pattern) for r in source_runs_all):
-                    raise _err(path, f"source[{i}].cells[{j}] {pattern} matches no cell of '{name}' "
-                               f"at scale {scale}")
-            keep = [r for r in keep if any(_matches(_cell_of(r), p) for p in src["cells"])]
-        if src["seeds"] is not None:
-            have = sorted({r.seed for r in source_runs_all})
-            missing = [s for s in src["seeds"] if s not in have]
-            if missing:
-                raise _err(path, f"source[{i}].seeds: '{name}' has no seed {missing[0]} at scale "
-                           f"{scale} (its seeds: {have})")
-            keep = [r for r in keep if r.seed in src["seeds"]]
-        for r in keep:
-            source_runs.append({"source_study": name, "task": r.task, "model": r.model,
-                                "sig": r.sig, "seed": r.seed, "run_dir": r.run_dir,
-                                "knobs": dict(r.knobs)})
-            if r.run_dir in seen:
-                continue
-            seen.add(r.run_dir)
-            run = S.Run(study["name"], r.task, r.model, r.seed, r.spec, dict(r.knobs))
-            run.sig, run.data_sig = r.sig, r.data_sig  # computed already; the spec is the same
-            runs.append(run)
-    out = {k: v for k, v in study.items() if k != "scales"}
-    out.update(resolved)
-    out["source_runs"] = source_runs
-    # What the generic study tooling reads from every study (trm.results.tables): the tasks.
-    out["tasks"] = sorted({r.task for r in runs})
-    out.setdefault("figure", {})
-    return out, runs
-
-
-def _cell_of(run) -> dict:
-    return {"task": run.task, "model": run.model, **run.knobs}
-
-
 def result_path(run_dir: str, study_name: str) -> str:
     """Where one run's results of one test-time study go: inside the run directory, one file
     per test-time study (two studies with different grids never overwrite each other)."""
-    return f"{run_dir}/test_time/{study_name}.json"
+    return f"{run_dir}/{rundir.TEST_TIME}/{study_name}.json"
 
 
 def figure_path(study_name: str, source_study: str) -> str:
