@@ -139,3 +139,33 @@ def test_study_with_every_seed_past_the_threshold(example):
     assert D.failed_seeds(study, finished, 0.0) == []
     assert "Every finished seed reached" in D.section([], 0.05)
     assert math.isfinite(D.PRIOR_BAND)
+
+
+def test_label_prior_from_the_input_free_prediction_although_the_loss_wandered():
+    """The reach seeds of n2 T2 that never left the prior: the loss wanders by 15% while
+    the cell accuracy is exactly what each position's most common label gives."""
+    wandering = lambda s: 0.715 - 0.1 * math.sin(s / 100)  # noqa: E731
+    d = D.diagnose(log(wandering), metrics(cell_accuracy=0.684, n_sup=1), prior=0.684)
+    assert d.primary == "label prior"
+    assert "cell accuracy 68.4% against 68.4% for the input-free prediction" in D.evidence_text(d.evidence)
+    # A seed that learned something the prior does not give is not at the prior.
+    d = D.diagnose(log(wandering), metrics(cell_accuracy=0.75, n_sup=1), prior=0.684)
+    assert "label prior" not in d.classes
+
+
+def test_prior_cell_accuracy_is_each_positions_most_common_label(tmp_path):
+    from trm.data import official_format as fmt
+
+    # Two positions; position 0: labels 2, 2, 4 (best constant right 2 of 3); position 1:
+    # labels 4, 0 (ignored), 4 (right 2 of 2): 4 of 5 non-ignored labels.
+    labels = np.array([[2, 4], [2, 0], [4, 4]], np.uint8)
+    sb = fmt.SplitBuilder(2)
+    sb.add_group_of_single_examples(np.ones_like(labels), labels)
+    arrays = sb.finish()
+    for split in fmt.SPLITS:
+        fmt.write_arrays(tmp_path / split, arrays.arrays())
+        fmt.write_json(tmp_path / split / "dataset.json",
+                       fmt.split_metadata(arrays, vocab_size=5, num_puzzle_identifiers=1))
+    fmt.write_json(tmp_path / "identifiers.json", ["<blank>"])
+    assert D.prior_cell_accuracy(tmp_path) == pytest.approx(4 / 5)
+    assert D.prior_cell_accuracy(tmp_path / "missing") is None

@@ -90,17 +90,20 @@ def test_every_shipped_study_resolves_at_every_scale():
         assert runs, scale
 
 
-def test_task_seeds_give_one_task_more_seeds_and_a_plan_tops_them_up():
-    _, runs = S.manifest("depth_scaling", "tiny")
+def test_task_seeds_give_one_task_more_seeds_and_a_plan_tops_them_up(tmp_path):
+    cfg = _cfg(tmp_path)
+    path = cfg / "scales" / "tiny.yaml"
+    path.write_text(path.read_text() + "task_seeds: {maze: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}\n")
+    _, runs = S.manifest("depth_scaling", "tiny", cfg)
     seeds = {t: {r.seed for r in runs if r.task == t} for t in ("sudoku", "maze", "arc1")}
-    scale = C.load_scale("tiny")
+    scale = C.load_scale("tiny", cfg)
     assert seeds["maze"] == set(scale["task_seeds"]["maze"]) and len(seeds["maze"]) == 10
     assert seeds["sudoku"] == seeds["arc1"] == set(scale["seeds"])
-    study = S.load_study(C.CONFIG_DIR / "studies" / "depth_scaling.yaml")
-    planned = S.expand(study, "tiny", n_seeds=12)
+    study = S.load_study(cfg / "studies" / "depth_scaling.yaml")
+    planned = S.expand(study, "tiny", cfg, n_seeds=12)
     by_task = {t: {r.seed for r in planned if r.task == t} for t in ("sudoku", "maze")}
     assert by_task["maze"] == set(range(12)) and by_task["sudoku"] == set(range(12))
-    few = S.expand(study, "tiny", n_seeds=3)  # a plan adds runs, never drops them
+    few = S.expand(study, "tiny", cfg, n_seeds=3)  # a plan adds runs, never drops them
     assert {r.seed for r in few if r.task == "maze"} == seeds["maze"]
 
 

@@ -1,5 +1,6 @@
 """The embedded default (tiny scale) asks what it claims to ask: HRM at equal parameters and
-at equal block, the official multi-scale z, Sudoku + Maze + ARC in depth_scaling, at least
+at equal block, the official multi-scale z, Sudoku + Maze + ARC + the reach control in
+depth_scaling, at least
 five seeds, and a precision that is resolved before anything runs."""
 
 from trm import config as C
@@ -18,15 +19,20 @@ def test_hrm_at_equal_parameters_and_at_equal_block():
     assert {r.model for r in runs} >= {"trm_mlp", "hrm_mlp_1layer", "hrm_mlp"}
 
 
-def test_depth_scaling_covers_sudoku_maze_and_arc_with_five_seeds():
+def test_depth_scaling_covers_sudoku_maze_arc_and_the_control_with_five_seeds():
     _, runs = S.manifest("depth_scaling", "tiny")
-    assert {r.task for r in runs} == {"sudoku", "maze", "arc1"}
+    assert {r.task for r in runs} == {"sudoku", "maze", "arc1", "reach"}
     seeds = {r.seed for r in runs}
     assert len(seeds) >= 5
-    for task in ("maze", "arc1"):
-        depths = {(r.spec.model.n_latent_steps, r.spec.model.n_cycles) for r in runs if r.task == task}
-        assert len(depths) >= 3
+    for task in ("sudoku", "maze", "arc1", "reach"):
+        depths = {C.effective_depth(r.spec.model) for r in runs if r.task == task}
+        assert len(depths) >= 2, task  # a depth contrast on every task
         assert {r.spec.data.source for r in runs if r.task == task} <= {"generate", "auto"}
+    # The control's shallow row is one pass of the same block: the same parameters as TRM.
+    reach = {r.model: r.spec for r in runs if r.task == "reach"}
+    params = {m: describe(s)["params"] for m, s in reach.items()}
+    assert params["direct"] == params["trm_mlp"]
+    assert sorted(C.effective_depth(s.model) for s in reach.values()) == [2, 4]
     maze = next(r.spec.data for r in runs if r.task == "maze")
     # "Long for its size": every shortest path is longer than the side of the maze.
     assert maze.min_path > maze.grid

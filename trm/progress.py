@@ -77,16 +77,18 @@ if __name__ == "__main__":
 # Cost model, in CPU-seconds of jobs: per run, its training FLOPs (trm.model.flops, counted
 # from the spec: train.steps x global batch x FLOPs of one optimizer step) at a measured
 # throughput, plus a fixed start-up and evaluation cost; per study, its tables and figures.
-# Calibrated on one measured run of the embedded default (README, Status: HEAD 869a1e7,
-# tiny scale, every study, 130 runs on the project's 2-core machine, fp32): training summed
-# to 3,492 CPU-s for 8.484e13 counted training FLOPs (Sudoku 6.01e13 in 2,516 s, ARC
-# 1.62e13 in 583 s, Maze 8.56e12 in 393 s: 24, 28 and 22 GFLOP per CPU-s, so one constant
-# is within 15% for each task); start-up and evaluation about 600 CPU-s over the 130 runs;
-# tables and figures about 290 CPU-s for its 8 studies. The specs of those 130 runs are the
-# tiny specs of today (`S.manifest("all", "tiny")`), so the FLOPs can be recounted.
+# Calibrated on measured runs of the embedded default on the project's 2-core machine (fp32,
+# tiny scale). Training: 2026-12-06 (HEAD 7cf6a69, a fresh clone, load 0.2 before), 95 runs
+# of the default studies summed to 1,980.6 CPU-s for 6.576e13 counted training FLOPs: 33
+# GFLOP per CPU-s, within 35% for each task (pointer 23, Maze 31, Sudoku 36, ARC 37, reach
+# 42; the control tasks' longer sequences keep the matrix units busier). Start-up and
+# evaluation about 4.6 CPU-s a run, tables and figures about 36 CPU-s a study (2026-12-01,
+# 130 runs and 8 studies); with these the estimate of that run was 1,318 s on 2 cores
+# against 1,277 s measured. An earlier calibration on a machine shared with other work gave
+# 24 GFLOP per CPU-s: a busy machine is slower than the line says.
 # At d=32 a CPU step is mostly elementwise work that FLOPs do not count, so this holds for
 # networks of about that width on a CPU; it is no estimate for a GPU or another scale.
-TRAIN_FLOPS_PER_CPU_S = 8.484e13 / 3492
+TRAIN_FLOPS_PER_CPU_S = 6.576e13 / 1980.6
 START_AND_EVAL_CPU_S_PER_RUN = 600 / 130
 RESULTS_CPU_S_PER_STUDY = 290 / 8
 
