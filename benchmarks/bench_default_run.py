@@ -60,6 +60,8 @@ def main() -> int:
         "uncommitted_changes_not_measured": bool(dirty),
         "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
         "load_before": load_before, "load_after": os.getloadavg()[0], "progress_tail": progress[-3:],
+        # What Snakemake estimated before training (trm/progress.py), to set against wall_s.
+        "plan_lines": [line for line in log.splitlines() if line.startswith("[plan]")],
     }
     runs_csv = clone / "results" / "tables" / "runs.csv"
     if runs_csv.exists():
@@ -73,6 +75,9 @@ def main() -> int:
         result["precision"] = sorted(set(runs.get("precision", pd.Series(dtype=str)).dropna().astype(str)))
     figures = sorted(p.name for p in (clone / "results" / "figures").glob("*.pdf"))
     result["figures"] = figures
+    # When each figure appeared, in seconds from the start (the headline studies come first).
+    result["figure_at_s"] = {p.name: round(p.stat().st_mtime - t0, 1)
+                             for p in sorted((clone / "results" / "figures").glob("*.pdf"))}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
