@@ -96,10 +96,19 @@ def test_diverged_and_failed_come_from_the_status():
     assert D.diagnose(pd.DataFrame(), {"status": "failed", "error": "boom"}, "failed").classes == ["failed"]
 
 
-def test_a_loss_still_falling_with_exact_flat_is_unclassified():
+def test_a_loss_still_falling_with_exact_flat_is_still_learning():
+    """Full BPTT's failed Sudoku seeds at tiny: cells mostly right, no puzzle whole, loss
+    still falling by a fifth over the last half."""
     d = D.diagnose(log(lambda s: 2.0 - 0.002 * s), metrics())
-    assert d.classes == ["unclassified"]
+    assert d.classes == ["loss still falling"]
     assert d.evidence["last_half_change"] > D.PLATEAU_CHANGE
+    # A loss that rises over the last half is not still learning.
+    assert D.diagnose(log(lambda s: 0.5 + 0.002 * s), metrics()).classes == ["unclassified"]
+
+
+def test_halting_numbers_are_left_out_where_halting_cannot_act():
+    d = D.diagnose(log(falling(2.0, 0.8, 250), halted_frac=1.0, mean_segments=1.0), metrics(n_sup=1))
+    assert "halted early" not in d.classes and "early_halt_steps" not in d.evidence
 
 
 def test_too_short_a_log_decides_nothing():

@@ -24,7 +24,10 @@ listed in this order, and the first is its class:
 - loss plateau: the loss fell from its first value (not label prior) but changed by less
   than 5% over the last half of the run (mean of the first against the last third of the
   logged steps there), while exact accuracy stayed below the threshold.
-- unclassified: none of the above (for example a loss still falling with exact flat).
+- loss still falling: the loss fell by 5% or more over the last half while exact accuracy
+  stayed below the threshold: the seed is still learning the cells and has not yet put
+  whole puzzles together (more steps would tell whether it crosses).
+- unclassified: none of the above.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ PLATEAU_CHANGE = 0.05
 MIN_POINTS = 3  # fewer logged values than this decide nothing
 
 CLASSES = ("diverged", "failed", "halted early", "label prior", "late crossing", "loss plateau",
-           "unclassified")
+           "loss still falling", "unclassified")
 
 
 @dataclass
@@ -194,7 +197,8 @@ def diagnose(log: pd.DataFrame, metrics: dict | None, status: str | None = None,
                             loss_last=float(loss["value"].iloc[-1]), loss_max_dev=math.inf)
         return Diagnosis(classes, evidence)
     halted, ev = halted_early(log, metrics)
-    evidence.update(ev)
+    if _halting_acts(metrics):  # without a halting head that can act, the numbers say nothing
+        evidence.update(ev)
     cell = (metrics or {}).get("cell_accuracy")
     prior, ev = label_prior(loss, None if cell is None else float(cell), prior)
     evidence.update(ev)
@@ -202,8 +206,11 @@ def diagnose(log: pd.DataFrame, metrics: dict | None, status: str | None = None,
     evidence.update(ev)
     plateau, ev = loss_plateau(loss, end) if not prior else (False, {})
     evidence.update(ev)
+    falling = (not prior and not plateau
+               and evidence.get("last_half_change", -math.inf) >= PLATEAU_CHANGE)
     for cls, holds in (("halted early", halted), ("label prior", prior),
-                       ("late crossing", late), ("loss plateau", plateau)):
+                       ("late crossing", late), ("loss plateau", plateau),
+                       ("loss still falling", falling)):
         if holds:
             classes.append(cls)
     if name:
@@ -302,7 +309,8 @@ RULES = (
     f"every logged loss within {100 * PRIOR_BAND:g}% of the first); "
     f"*late crossing*: exact accuracy rose ≥ {100 * LATE_RISE:g} point over the last fifth "
     f"(least-squares); *loss plateau*: loss fell from its first value but changed < "
-    f"{100 * PLATEAU_CHANGE:g}% over the last half; *unclassified*: none of these."
+    f"{100 * PLATEAU_CHANGE:g}% over the last half; *loss still falling*: it fell by "
+    f"{100 * PLATEAU_CHANGE:g}% or more over the last half; *unclassified*: none of these."
 )
 
 
