@@ -71,7 +71,7 @@ def test_renaming_slots_keeps_the_labels_consistent():
 
 
 def test_built_splits_have_no_duplicate_and_record_lookups():
-    spec = DataSpec(task="pointer", grid=6, min_path=3, n_train=150, n_test=60, n_aug=2, seed=4)
+    spec = DataSpec(task="pointer", grid=6, max_lookups=3, n_train=150, n_test=60, n_aug=2, seed=4)
     built = build_pointer(spec)
     tr, te = built.train, built.test
     originals = tr.inputs[tr.puzzle_indices[tr.group_indices[:-1]]]
@@ -90,21 +90,21 @@ def test_built_splits_have_no_duplicate_and_record_lookups():
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes():
-    a = build_pointer(DataSpec(task="pointer", grid=8, min_path=1, n_train=40, n_test=20, seed=1))
-    b = build_pointer(DataSpec(task="pointer", grid=8, min_path=1, n_train=40, n_test=20, seed=1))
-    c = build_pointer(DataSpec(task="pointer", grid=8, min_path=1, n_train=40, n_test=20, seed=2))
+    a = build_pointer(DataSpec(task="pointer", grid=8, max_lookups=1, n_train=40, n_test=20, seed=1))
+    b = build_pointer(DataSpec(task="pointer", grid=8, max_lookups=1, n_train=40, n_test=20, seed=1))
+    c = build_pointer(DataSpec(task="pointer", grid=8, max_lookups=1, n_train=40, n_test=20, seed=2))
     assert np.array_equal(a.train.inputs, b.train.inputs)
     assert not np.array_equal(a.train.inputs, c.train.inputs)
 
 
 def test_build_dataset_writes_the_official_format(tmp_path):
-    spec = DataSpec(task="pointer", grid=8, min_path=2, n_train=30, n_test=10, seed=0)
+    spec = DataSpec(task="pointer", grid=8, max_lookups=2, n_train=30, n_test=10, seed=0)
     build_dataset(spec, tmp_path)
     meta = json.loads((tmp_path / "test" / "dataset.json").read_text())
     assert meta["seq_len"] == 9 and meta["vocab_size"] == 11
 
 
-@pytest.mark.parametrize("slots,max_lookups,words", [(1, 1, "data.grid"), (8, 0, "data.min_path")])
+@pytest.mark.parametrize("slots,max_lookups,words", [(1, 1, "data.grid"), (8, 0, "data.max_lookups")])
 def test_bad_sizes_are_refused_in_one_line(slots, max_lookups, words):
     with pytest.raises(ValueError, match=words):
         P.generate(slots, max_lookups, 5, np.random.default_rng(0), set())
@@ -117,7 +117,7 @@ def test_more_instances_than_permutations_is_refused_in_one_line():
 
 
 @pytest.mark.parametrize("over,key", [({"data.grid": 1}, "data.grid"),
-                                      ({"data.min_path": 0}, "data.min_path")])
+                                      ({"data.max_lookups": 0}, "data.max_lookups")])
 def test_spec_ranges_name_the_field(over, key):
     with pytest.raises(C.SpecError, match=key):
         C.resolve("trm_att", "pointer", "tiny", over, seed=0)
@@ -127,4 +127,4 @@ def test_other_sources_are_refused():
     from trm.data.sources import SourceError
 
     with pytest.raises(SourceError, match="generated only"):
-        build_pointer(DataSpec(task="pointer", source="path", grid=8, min_path=1))
+        build_pointer(DataSpec(task="pointer", source="path", grid=8, max_lookups=1))

@@ -151,6 +151,11 @@ def test_new_knobs_at_their_defaults_keep_existing_signatures():
     assert C.signature(C.resolve("trm_mlp", "sudoku", "tiny", then)) == "d64f92c414"
     assert C.signature(C.resolve("trm_mlp", "sudoku", "tiny")) != "d64f92c414"
     assert C.signature(C.resolve("hrm", "sudoku", "paper")) == "1033d30378"
+    # data.max_lookups (pointer) at its default leaves the data signature too: the tiny
+    # Sudoku dataset keeps the folder it had before the knob existed.
+    assert C.data_signature(C.resolve("trm_mlp", "sudoku", "tiny")) == "79bc7516"
+    off_default = C.resolve("trm_mlp", "sudoku", "tiny", {"data.max_lookups": 2})
+    assert C.data_signature(off_default) != "79bc7516"
 
 
 # --------------------------------------------------------------------------------------

@@ -95,10 +95,12 @@ class DataSpec:
     # default (ARC 30, else 6), so a bare DataSpec(task="arc1") means the official canvas.
     grid: int | None = None
     blanks: int = 24  # Sudoku: blanks per generated puzzle (0 = minimal puzzles)
-    # Maze: keep only mazes whose shortest path has >= this many moves; reach: instances whose
-    # flood fill needs >= this many rounds (trm/data/reach.py); pointer: the most lookups, each
-    # instance drawing its count from 1..min_path (trm/data/pointer.py; there grid = slots)
+    # Keep only instances whose shortest paths are this long: Maze, S to G in moves; reach, the
+    # source to its farthest cell in corridor steps (its flood-fill rounds, trm/data/reach.py).
     min_path: int = 0
+    # pointer: the most lookups; each instance draws its count from 1..max_lookups
+    # (trm/data/pointer.py; there data.grid is the slot count).
+    max_lookups: int = 1
     # Original puzzles (groups). Sudoku/Maze: puzzles in the train / test split. ARC: at most
     # n_train training-only tasks and n_test evaluation tasks (whose demos also go to train),
     # so arc1's 960 / 400 take every task.
@@ -416,6 +418,7 @@ FIELD_RANGES: dict[str, _Range] = {
     "data.grid": _POSITIVE,
     "data.blanks": _NON_NEGATIVE,
     "data.min_path": _NON_NEGATIVE,
+    "data.max_lookups": _POSITIVE,
     "data.n_train": _POSITIVE,
     "data.n_test": _POSITIVE,
     "data.n_aug": _NON_NEGATIVE,
@@ -505,8 +508,8 @@ def check_ranges(spec: RunSpec) -> None:
         raise _out_of_range("data.grid", spec.data.grid, "odd and >= 3 for reach (rooms on even cells)")
     if spec.data.task == "pointer" and not 2 <= spec.data.grid <= 128:
         raise _out_of_range("data.grid", spec.data.grid, "2..128 for pointer (the slot count)")
-    if spec.data.task == "pointer" and not 1 <= spec.data.min_path <= 64:
-        raise _out_of_range("data.min_path", spec.data.min_path, "1..64 for pointer (the most lookups)")
+    if spec.data.task == "pointer" and not 1 <= spec.data.max_lookups <= 64:
+        raise _out_of_range("data.max_lookups", spec.data.max_lookups, "1..64 for pointer")
     if spec.data.task in ("arc1", "arc2") and not 2 <= spec.data.grid <= 30:
         # 2 = a 1x1 grid and its EOS; above 30 no ARC grid needs the room and the format is
         # no longer the official one.
@@ -1050,8 +1053,10 @@ def _hash(obj: Any, n: int = 10) -> str:
 # Knobs added after run directories existed, with their defaults: hashed only when set away
 # from the default, so adding a knob leaves every existing run's signature (its directory,
 # its checkpoints) as it was. A new knob whose default reproduces the old behaviour goes here.
+_NO_DEFAULT = object()
 SIGNATURE_SKIPS_DEFAULT: dict[str, Any] = {
     "model.ffn_conv_kernel": 0,
+    "data.max_lookups": 1,
     "train.depth_curriculum": [],
 }
 
@@ -1073,7 +1078,9 @@ def signature(spec: RunSpec) -> str:
 def data_signature(spec: RunSpec) -> str:
     """Datasets are shared by every run whose data section is equal."""
     data = spec.data
-    return _hash({name: getattr(data, name) for name in _field_names(type(data))}, 8)
+    fields = {name: getattr(data, name) for name in _field_names(type(data))}
+    return _hash({name: v for name, v in fields.items()
+                  if SIGNATURE_SKIPS_DEFAULT.get(f"data.{name}", _NO_DEFAULT) != v}, 8)
 
 
 def depth_schedule(spec: RunSpec, total_steps: int, steps_run: int | None = None) -> list[dict]:

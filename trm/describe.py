@@ -26,7 +26,7 @@ def task_shapes(data: C.DataSpec) -> dict:
         from trm.data.pointer import vocab_size
 
         # A marker token ahead of the data.grid slots.
-        return {"vocab_size": vocab_size(data.grid, data.min_path), "seq_len": data.grid + 1,
+        return {"vocab_size": vocab_size(data.grid, data.max_lookups), "seq_len": data.grid + 1,
                 "num_puzzle_ids": 1}
     # ARC: one identifier per augmented puzzle (original + n_aug variants) plus <blank> (id 0);
     # the sequence is the data.grid x data.grid canvas (900 officially).

@@ -32,9 +32,9 @@ def check_sizes(slots: int, max_lookups: int) -> None:
     if slots < MIN_SLOTS:
         raise ValueError(f"pointer needs data.grid (the slot count L) >= {MIN_SLOTS}, got {slots}")
     if max_lookups < 1:
-        raise ValueError(f"pointer needs data.min_path (the most lookups K) >= 1, got {max_lookups}")
+        raise ValueError(f"pointer needs data.max_lookups >= 1, got {max_lookups}")
     if slots + max_lookups + 1 > 256:
-        raise ValueError(f"pointer tokens must fit uint8: data.grid + data.min_path + 1 <= 256, "
+        raise ValueError(f"pointer tokens must fit uint8: data.grid + data.max_lookups + 1 <= 256, "
                          f"got {slots + max_lookups + 1}")
 
 

@@ -1,6 +1,6 @@
 """Pointer (permutation chasing) datasets in the official format.
 
-data.grid is the slot count L and data.min_path the most lookups K (each instance draws its
+data.grid is the slot count L and data.max_lookups the most lookups K (each instance draws its
 lookup count k uniformly from 1..K; see trm.data.pointer). seq_len = L + 1, vocab L + K + 1,
 one shared puzzle identifier. Train: n_train instances, each a group of the original plus
 (optionally) n_aug variants with the slots renamed by a random permutation; test: n_test
@@ -27,7 +27,7 @@ def build_pointer(data: DataSpec) -> BuiltData:
     if data.source not in ("generate", "auto"):
         raise SourceError(f"data.source={data.source!r}: the pointer task is generated only "
                           f"(use data.source=generate)")
-    slots, max_lookups = data.grid, data.min_path
+    slots, max_lookups = data.grid, data.max_lookups
     P.check_sizes(slots, max_lookups)
     taken: set[bytes] = set()
     splits = {split: P.generate(slots, max_lookups, count, rng_for(data.seed, stream), taken)
