@@ -257,14 +257,15 @@ def failed_seeds(study: dict, runs: pd.DataFrame, threshold: float,
 
 
 def _data_dir(root: Path, metrics: dict | None) -> Path | None:
-    """Where the workflow built the run's dataset (results/data/<task>/<data signature>)."""
+    """Where the workflow built the run's dataset (trm.data.location)."""
     from trm import config
+    from trm.data.location import default_data_dir
 
     try:
         spec = config.from_dict(config.RunSpec, (metrics or {}).get("spec") or {})
     except (config.SpecError, TypeError, ValueError):
         return None
-    return Path(root) / "results" / "data" / spec.data.task / config.data_signature(spec)
+    return default_data_dir(spec, Path(root))
 
 
 def _pct1(x) -> str:
