@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trm.data.distinct import draw_distinct
+
 GENERATOR_VERSION = "trm-pointer-perm-v1"
 PAD, IGNORE = 0, 0
 MIN_SLOTS = 2
@@ -71,18 +73,11 @@ def generate(slots: int, max_lookups: int, count: int, rng: np.random.Generator,
     """count distinct (permutation, lookups) instances, lookups uniform in 1..max_lookups,
     inputs never in `taken` (which grows)."""
     check_sizes(slots, max_lookups)
-    out, tries = [], 0
-    while len(out) < count:
-        tries += 1
-        if tries > MAX_TRIES_FACTOR * max(count, 1):
-            raise ValueError(f"only {len(out)} of {count} distinct pointer instances with "
-                             f"{slots} slots after {tries - 1} draws; raise data.grid or lower "
-                             f"data.n_train/n_test")
+    def one():
         perm = rng.permutation(slots)
         lookups = int(rng.integers(1, max_lookups + 1))
-        key = encode(perm, lookups)[0].tobytes()
-        if key in taken:
-            continue
-        taken.add(key)
-        out.append((perm, lookups))
-    return out
+        return encode(perm, lookups)[0].tobytes(), (perm, lookups)
+
+    return draw_distinct(one, count, taken, MAX_TRIES_FACTOR * max(count, 1), lambda kept, draws: (
+        f"only {kept} of {count} distinct pointer instances with {slots} slots after {draws} "
+        f"draws; raise data.grid or lower data.n_train/n_test"))

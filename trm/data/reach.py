@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trm.data.distinct import draw_distinct
+
 GENERATOR_VERSION = "trm-reach-cutmaze-v1"
 PAD, WALL, FREE, SOURCE = 0, 1, 2, 3
 IGNORE, CUT_OFF, REACHED = 0, 2, 4
@@ -101,17 +103,11 @@ def generate(grid: int, count: int, min_rounds: int, rng: np.random.Generator,
              taken: set[bytes]) -> list[tuple]:
     """count distinct instances (inputs never in `taken`, which grows) whose flood fill needs
     at least min_rounds rounds."""
-    out, tries = [], 0
-    while len(out) < count:
-        tries += 1
-        if tries > MAX_TRIES_FACTOR * max(count, 1):
-            raise ValueError(f"only {len(out)} of {count} distinct {grid}x{grid} reach instances "
-                             f"with >= {min_rounds} rounds after {tries - 1} draws; lower "
-                             f"data.min_path or data.n_train/n_test, or raise data.grid")
-        inputs, labels, cell_dist, rounds = draw(grid, rng)
-        key = inputs.tobytes()
-        if rounds < min_rounds or key in taken:
-            continue
-        taken.add(key)
-        out.append((inputs, labels, cell_dist, rounds))
-    return out
+    def one():
+        instance = draw(grid, rng)
+        return None if instance[3] < min_rounds else (instance[0].tobytes(), instance)
+
+    return draw_distinct(one, count, taken, MAX_TRIES_FACTOR * max(count, 1), lambda kept, draws: (
+        f"only {kept} of {count} distinct {grid}x{grid} reach instances with >= {min_rounds} "
+        f"rounds after {draws} draws; lower data.min_path or data.n_train/n_test, or raise "
+        f"data.grid"))
