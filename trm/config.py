@@ -1036,6 +1036,12 @@ def dump_spec(spec: RunSpec, path: Path) -> None:
 # --------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=None)
+def knob_keys() -> frozenset:
+    """Every dotted key of a RunSpec: what a study, figure or reference entry may name as a knob."""
+    return frozenset(flatten(to_dict(RunSpec())))
+
+
 def flatten(d: dict, prefix: str = "") -> dict:
     out = {}
     for k, v in d.items():

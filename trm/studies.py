@@ -39,9 +39,9 @@ STUDY_KEYS = {
     "notes": dict,  # per-scale text for the tables: what this scale can and cannot resolve
     "extra_figures": dict,  # name -> another figure view, drawn to figures/<study>/<name>.pdf
 }
-FIGURE_KEYS = {"x", "y", "hue", "style", "col", "kind", "title"}
+FIGURE_KEYS = ("x", "y", "hue", "style", "col", "kind", "title")
 VIEW_KEYS = ("x", "y", "hue", "style", "col")  # the keys that name a column
-# trm/results/figures.py draws these; "view" (the default) draws x/y/hue/style/col.
+# trm/results/figures.py draws these (and reads all three vocabularies from here); "view" (the default) draws x/y/hue/style/col.
 FIGURE_KINDS = ("view", "depth_scaling", "test_time_depth", "learning_curves", "compute")
 # What a figure may name besides dotted spec keys: the columns of the runs table that
 # trm/results/collect.py builds (a test keeps the two in step). Checked at planning, so that
@@ -103,11 +103,6 @@ def _err(path: Path, msg: str) -> C.SpecError:
     return C.SpecError(f"{path}: {msg}")
 
 
-@functools.lru_cache(maxsize=None)
-def _spec_keys() -> frozenset:
-    return frozenset(C.flatten(C.to_dict(C.RunSpec())))
-
-
 def _check_names(path: Path, key: str, values: Any) -> None:
     for v in values or []:
         if not isinstance(v, str) or not SAFE_NAME.match(v):
@@ -133,7 +128,7 @@ def _check_view(path: Path, where: str, view: Any) -> None:
         for key in ("x", "y"):
             if not view.get(key):
                 raise _err(path, f"'{where}.{key}' is required (kind view)")
-    known = RUN_COLUMNS | _spec_keys() | ({"cell"} if kind != "view" else set())
+    known = RUN_COLUMNS | C.knob_keys() | ({"cell"} if kind != "view" else set())
     for key in VIEW_KEYS:
         column = view.get(key)
         if column is None:
@@ -163,7 +158,7 @@ def _check_body(path: Path, data: dict, where: str = "") -> None:
     lengths = {len(v) if isinstance(v, list) else -1 for v in zipped.values()}
     if zipped and (len(lengths) != 1 or -1 in lengths or 0 in lengths):
         raise _err(path, f"'{where}zip' axes must be non-empty lists of equal length")
-    spec_keys = _spec_keys()
+    spec_keys = C.knob_keys()
     for i, cell in enumerate(data.get("include") or []):
         if not isinstance(cell, dict):
             raise _err(path, f"{where}include entry {i} must be a mapping, got {cell!r}")

@@ -460,8 +460,3 @@ def with_spec_columns(runs: pd.DataFrame, keys) -> pd.DataFrame:
             out[k] = from_spec
     out.attrs = dict(runs.attrs)
     return out
-
-
-def spec_keys() -> set[str]:
-    """Every dotted key of a RunSpec (what a figure or table may name besides columns)."""
-    return set(config.flatten(config.to_dict(config.RunSpec())))

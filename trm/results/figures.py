@@ -31,14 +31,10 @@ from trm.results.collect import (
     accuracy_by_eval_steps,
     parse_json_column,
     runs_root,
-    spec_keys,
     with_spec_columns,
 )
-
-FIGURE_KEYS = ("x", "y", "hue", "style", "col", "kind", "title")
-VIEW_KEYS = ("x", "y", "hue", "style", "col")
-# kind: "view" (default) draws x/y/hue/style/col; the others are the standard figures.
-FIGURE_KINDS = ("view", "depth_scaling", "test_time_depth", "learning_curves", "compute")
+# The figure vocabulary is the one the study files are checked against at planning.
+from trm.studies import FIGURE_KEYS, FIGURE_KINDS, VIEW_KEYS
 N_BOOT = 2000
 FIGURE_INTERVAL = "percentile-bootstrap"
 CI_NOTE = (
@@ -173,7 +169,7 @@ def validate_view(view: dict, runs: pd.DataFrame) -> dict:
         for key in ("x", "y"):
             if not view.get(key):
                 raise ValueError(f"figure: '{key}' is required")
-    known = set(runs.columns) | spec_keys() | ({"cell"} if kind != "view" else set())
+    known = set(runs.columns) | config.knob_keys() | ({"cell"} if kind != "view" else set())
     for key in VIEW_KEYS:
         column = view.get(key)
         if column is not None and column not in known:

@@ -73,10 +73,6 @@ class ReferenceError(ValueError):
     """paper_reference.yaml is malformed; the message names the entry and key."""
 
 
-def _spec_keys() -> set[str]:
-    return set(config.flatten(config.to_dict(config.RunSpec())))
-
-
 def validate_reference(data: dict, where: str = "paper_reference.yaml") -> dict:
     if not isinstance(data, dict):
         raise ReferenceError(f"{where}: expected a mapping at the top level")
@@ -85,7 +81,7 @@ def validate_reference(data: dict, where: str = "paper_reference.yaml") -> dict:
             raise ReferenceError(
                 f"{where}: unknown key '{key}' (valid: {', '.join(sorted(TOP_KEYS))})"
             )
-    spec_keys = _spec_keys()
+    spec_keys = config.knob_keys()
     sources, protocols = data.get("sources") or {}, data.get("protocols") or {}
     datasets = data.get("datasets") or {}
     seen = set()
