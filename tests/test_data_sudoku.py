@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trm.config import DataSpec
-from trm.data import sudoku_solver as S
+from trm.data import sudoku_solver as solver
 from trm.data.build import build_dataset
 from trm.data.dataset import load_split
 from trm.data.sudoku_gen import make_puzzle
@@ -31,18 +31,18 @@ def digits(text: str) -> np.ndarray:
 
 
 def test_solver_solves_known_9x9():
-    sol, nsol, rating = S.solve(digits(P9)[None], 9)
+    sol, nsol, rating = solver.solve(digits(P9)[None], 9)
     assert nsol[0] == 1 and rating[0] == 0
     assert "".join(map(str, sol[0])) == A9
 
 
 def test_solver_counts_multiple_solutions_capped():
     empty = np.zeros((1, 16), np.int8)
-    _, nsol, _ = S.solve(empty, 4, cap=2)
+    _, nsol, _ = solver.solve(empty, 4, cap=2)
     assert nsol[0] == 2
     bad = digits(P9)
     bad[2] = 5  # duplicate 5 in row 0: no solution
-    _, nsol, _ = S.solve(bad[None], 9)
+    _, nsol, _ = solver.solve(bad[None], 9)
     assert nsol[0] == 0
 
 
@@ -52,10 +52,10 @@ def test_generated_puzzles_exact_blanks_unique_and_labelled(n, blanks):
     for _ in range(5):
         p = make_puzzle(n, blanks, rng)
         assert int((p.puzzle == 0).sum()) == blanks
-        assert S.is_valid_solution(p.solution, n)
+        assert solver.is_valid_solution(p.solution, n)
         givens = p.puzzle != 0
         assert np.array_equal(p.puzzle[givens], p.solution[givens])
-        sol, nsol, _ = S.solve(p.puzzle[None], n, cap=2)
+        sol, nsol, _ = solver.solve(p.puzzle[None], n, cap=2)
         assert nsol[0] == 1 and np.array_equal(sol[0], p.solution)
 
 
@@ -65,7 +65,7 @@ def test_minimal_puzzle_is_minimal():
     for c in np.flatnonzero(p.puzzle):
         q = p.puzzle.copy()
         q[c] = 0
-        assert S.solve(q[None], 6)[1][0] == 2  # removing any given breaks uniqueness
+        assert solver.solve(q[None], 6)[1][0] == 2  # removing any given breaks uniqueness
 
 
 def test_impossible_blank_count_is_a_clear_error():
@@ -77,9 +77,9 @@ def test_impossible_blank_count_is_a_clear_error():
 @given(seed=st.integers(0, 2**31 - 1), n=st.sampled_from([4, 6, 9]))
 def test_augmentation_preserves_validity_and_equivalence(seed, n):
     rng = np.random.default_rng(seed)
-    grid = S.random_full_grid(n, rng)
+    grid = solver.random_full_grid(n, rng)
     t = random_transform(n, rng)
-    assert S.is_valid_solution(apply_transform(grid, n, t), n)
+    assert solver.is_valid_solution(apply_transform(grid, n, t), n)
     puzzle = grid.copy()
     puzzle[rng.permutation(n * n)[: n * n // 2]] = 0
     moved = apply_transform(puzzle, n, t)
@@ -125,7 +125,7 @@ def test_build_official_format_and_token_map(tmp_path):
         assert np.all((split.inputs == 1).sum(1) == 24)  # exact blanks, augmented too
         givens = split.inputs > 1
         assert np.all(split.inputs[givens] == split.labels[givens])
-        sol, nsol, _ = S.solve(split.inputs.astype(np.int32) - 1, 6)
+        sol, nsol, _ = solver.solve(split.inputs.astype(np.int32) - 1, 6)
         assert np.all(nsol == 1) and np.array_equal(sol + 1, split.labels)
     prov = tr.meta["provenance"]
     assert prov["kind"] == "generated" and prov["seed"] == 7
@@ -187,11 +187,11 @@ def test_real_csv_drop_in(tmp_path):
 def test_vicinity_children_are_unique_puzzles():
     from trm.data.sudoku_hard import vicinity_children
 
-    sol, _, _ = S.solve(digits(P9)[None], 9)
+    sol, _, _ = solver.solve(digits(P9)[None], 9)
     kids, ratings = vicinity_children(digits(P9), sol[0], np.random.default_rng(0), count=32)
     assert len(kids) == len(ratings)
     for kid in kids:
-        got, nsol, _ = S.solve(kid[None], 9)
+        got, nsol, _ = solver.solve(kid[None], 9)
         assert nsol[0] == 1 and np.array_equal(got[0], sol[0])
 
 
@@ -204,7 +204,7 @@ def test_extreme_mix_without_seeds(tmp_path):
     assert mix["n_seeds"] == 0 and sum(mix["sources"].values()) == 12
     tr = load_split(tmp_path / "ds", "train")
     originals = tr.inputs[tr.puzzle_indices[tr.group_indices[:-1]]].astype(np.int32) - 1
-    sol, nsol, rating = S.solve(originals, 9)
+    sol, nsol, rating = solver.solve(originals, 9)
     assert np.all(nsol == 1)
     assert (rating >= VICINITY_MIN_RATING).sum() >= 8 - round(0.27 * 8)  # the searched share
     # The generator's difficulty is reported beside the real lists' (not called "hard").
@@ -229,7 +229,7 @@ def test_extreme_mix_from_real_seed_lists(tmp_path):
     sources = meta["provenance"]["mix"]["sources"]
     assert sources.get("puzzles6_forum_hardest_1106", 0) == 15 + 7
     te = load_split(tmp_path / "ds", "test")
-    _, nsol, _ = S.solve(te.inputs.astype(np.int32) - 1, 9)
+    _, nsol, _ = solver.solve(te.inputs.astype(np.int32) - 1, 9)
     assert np.all(nsol == 1)
 
 
@@ -272,18 +272,18 @@ def test_family_key_is_an_exact_canonical_form():
 
     rng = np.random.default_rng(3)
     for n in (4, 6, 9):
-        grid = S.random_full_grid(n, rng)
+        grid = solver.random_full_grid(n, rng)
         key = family_key(grid, n)
         for _ in range(10):  # every symmetry (transpose included for square boxes) keeps it
             assert family_key(apply_transform(grid, n, random_transform(n, rng)), n) == key
         if n == 9:  # 9x9 has billions of families: random grids differ
-            assert len({family_key(S.random_full_grid(9, rng), 9) for _ in range(20)}) == 20
+            assert len({family_key(solver.random_full_grid(9, rng), 9) for _ in range(20)}) == 20
         # The compiled kernel and the numpy reference agree.
         g = grid.reshape(n, n).astype(np.int64)
-        br = S.BOX_SHAPES[n][0]
+        br = solver.BOX_SHAPES[n][0]
         assert np.array_equal(_orientation_min(g, n, br), _grid_canonical_codes(g, n, br))
     # 4x4 has exactly 2 families (a known count): the key neither merges nor splits them.
-    assert len({family_key(S.random_full_grid(4, rng), 4) for _ in range(300)}) == 2
+    assert len({family_key(solver.random_full_grid(4, rng), 4) for _ in range(300)}) == 2
 
 
 def test_split_by_family_moves_a_straddling_family_whole():

@@ -102,7 +102,7 @@ def test_study_absent_from_runs_table_renders_empty(tmp_path, example):
 
 
 def test_contrasts_use_study_factors():
-    from trm.results import cells as C
+    from trm.results import cells as cell_tools
     from trm.results.tables import contrasts
 
     # trm_ablations-like: an include cell sets a knob the other cells leave blank, so
@@ -112,16 +112,16 @@ def test_contrasts_use_study_factors():
         {"task": "sudoku", "model": "trm_act", "model.halting": None},
         {"task": "sudoku", "model": "trm_mlp", "model.halting": "none"},
     ]
-    factors = C.study_factors(
+    factors = cell_tools.study_factors(
         {"include": [{"model": "trm_mlp", "model.halting": "none"}]}, ["model.halting"]
     )
     assert factors == [["model"], ["model.halting"]]
     assert contrasts(cells, factors) == [(0, 1, 0), (0, 2, 1)]
     # Zip axes change together: one factor, labelled with both knobs.
     study = {"zip": {"model.n_latent_steps": [1, 2], "model.n_cycles": [1, 2]}}
-    factors = C.study_factors(study, ["model.n_latent_steps", "model.n_cycles"])
+    factors = cell_tools.study_factors(study, ["model.n_latent_steps", "model.n_cycles"])
     assert factors == [["model"], ["model.n_latent_steps", "model.n_cycles"]]
-    assert C.factor_label(factors[1]) == "n + T"
+    assert cell_tools.factor_label(factors[1]) == "n + T"
     zipped = [
         {"task": "sudoku", "model": "trm", "model.n_latent_steps": k, "model.n_cycles": k}
         for k in (1, 2)
@@ -230,13 +230,13 @@ def test_knobs_a_network_never_reads_do_not_split_a_contrast():
     """depth_scaling's reach rows: a one-pass network (direct, 2 layers) against TRM at n1 T1
     is a model contrast, although the study set n and T only on TRM and direct_layers only
     on the direct cell: a one-pass network has no n or T, TRM no direct_layers."""
-    from trm.results import cells as C
+    from trm.results import cells as cell_tools
     from trm.results.tables import contrasts
 
     knobs = ["model.n_latent_steps", "model.n_cycles", "model.direct_layers"]
     study = {"zip": {"model.n_latent_steps": [1, 2], "model.n_cycles": [1, 2]},
              "include": [{"model": "direct", "model.direct_layers": 2}]}
-    factors = C.study_factors(study, knobs)
+    factors = cell_tools.study_factors(study, knobs)
 
     def cell(model, arch, n, T, layers, set_n=True):
         return {"task": "reach", "model": model, "arch": arch,

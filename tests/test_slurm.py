@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from trm import config as C
-from trm import slurm as S
+from trm import slurm as slurm_jobs
 from trm import studies as St
 
 from conftest import IN_CI
@@ -133,11 +133,11 @@ def test_profile_runs_a_study(cluster, slurm_repo):
     run_dirs = sorted({slurm_repo / r.run_dir for r in runs})
     for d in run_dirs:
         assert json.loads((d / "metrics.json").read_text())["status"] == "ok"
-        ids = S.submitted_ids(d)
+        ids = slurm_jobs.submitted_ids(d)
         assert len(ids) == 1, (d, ids)  # trained on SLURM, exactly once
         assert info(d)["slurm"]["SLURM_JOB_ID"] == ids[0]
         spec = C.load_spec(d / "spec.yaml")
-        assert jobs_named(S.job_name(spec, d)) == ids
+        assert jobs_named(slurm_jobs.job_name(spec, d)) == ids
     # Nothing left to do, also after a site setting changes (resources never trigger reruns).
     path = slurm_repo / "slurm" / "cluster.yaml"
     cfg = yaml.safe_load(path.read_text())
@@ -170,7 +170,7 @@ def test_requeued_job_resumes_from_its_checkpoint(cluster, smoke_data, tmp_path)
     run_dir = tmp_path / "requeued"
     proc = launcher(spec, run_dir, smoke_data)
     jid = wait_for(lambda: job_id(run_dir), 120, "the job id")
-    wait_for(lambda: ckpt_step(run_dir) > 0 and S.job_state(jid) == "RUNNING", 180, "a first checkpoint")
+    wait_for(lambda: ckpt_step(run_dir) > 0 and slurm_jobs.job_state(jid) == "RUNNING", 180, "a first checkpoint")
     # 1. preemption / time-limit warning: USR2 -> TrainJob.checkpoint -> submitit requeues
     subprocess.run(["scancel", "--signal=USR2", jid], check=True, capture_output=True)
     wait_for(lambda: (run_dir / "run_info.json").exists() and info(run_dir)["requeue_count"] == 1,
@@ -196,7 +196,7 @@ def test_requeued_job_resumes_from_its_checkpoint(cluster, smoke_data, tmp_path)
     assert "Caught signal SIGUSR2" in out and "Requeued job" in out  # submitit's Checkpointable path
     assert (run_dir / "metrics.json").read_bytes() == (tmp_path / "uninterrupted" / "metrics.json").read_bytes()
     assert (run_dir / "train.jsonl").read_text() == (tmp_path / "uninterrupted" / "train.jsonl").read_text()
-    assert S.submitted_ids(run_dir) == [jid]
+    assert slurm_jobs.submitted_ids(run_dir) == [jid]
 
 
 # ----------------------------------------------------------------- c. Snakemake killed and restarted
@@ -223,11 +223,11 @@ def test_killed_snakemake_reattaches_without_resubmitting(cluster, slurm_repo):
     try:
         ids = wait_for(lambda: all(job_id(d) for d in run_dirs) and [job_id(d) for d in run_dirs],
                        240, "both jobs to be submitted")
-        wait_for(lambda: all(S.job_state(j) == "RUNNING" for j in ids), 120, "both jobs to run")
+        wait_for(lambda: all(slurm_jobs.job_state(j) == "RUNNING" for j in ids), 120, "both jobs to run")
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # Snakemake and its launchers, as a lost login shell
         first.wait()
-    assert all(S.job_state(j) in S.LIVE_STATES for j in ids), "jobs must outlive Snakemake"
+    assert all(slurm_jobs.job_state(j) in slurm_jobs.LIVE_STATES for j in ids), "jobs must outlive Snakemake"
     assert not any((d / "metrics.json").exists() for d in run_dirs), "finished too soon: make it longer"
     snakemake(slurm_repo, "--unlock", *args)
     second = snakemake(slurm_repo, *args)
@@ -235,8 +235,8 @@ def test_killed_snakemake_reattaches_without_resubmitting(cluster, slurm_repo):
     for d, jid in zip(run_dirs, ids):
         assert json.loads((d / "metrics.json").read_text())["status"] == "ok"
         assert f"re-attaching to SLURM job {jid}" in (d / "launcher.log").read_text()
-        assert S.submitted_ids(d) == [jid]
-        assert jobs_named(S.job_name(C.load_spec(d / "spec.yaml"), d)) == [jid]  # one sbatch per run
+        assert slurm_jobs.submitted_ids(d) == [jid]
+        assert jobs_named(slurm_jobs.job_name(C.load_spec(d / "spec.yaml"), d)) == [jid]  # one sbatch per run
         assert info(d)["slurm"]["SLURM_JOB_ID"] == jid
 
 
@@ -272,7 +272,7 @@ def test_deadline_then_reattach_then_lost_job(cluster, smoke_data, tmp_path):
     assert proc.wait(timeout=120) == 1
     assert "deadline passed" in log_of(run_dir)
     jid = job_id(run_dir)
-    assert S.job_state(jid) in S.LIVE_STATES
+    assert slurm_jobs.job_state(jid) in slurm_jobs.LIVE_STATES
     # 2. A new waiter re-attaches to it; 3. the job is cancelled: the waiter records the run
     # failed, with the reason, like any other failure (exit 0: the tables show it).
     proc = launcher(spec, run_dir, smoke_data)
@@ -281,7 +281,7 @@ def test_deadline_then_reattach_then_lost_job(cluster, smoke_data, tmp_path):
     assert proc.wait(timeout=120) == 0
     out = log_of(run_dir)
     assert f"SLURM job {jid} ended (CANCELLED" in out and "resume from the checkpoint" in out
-    assert S.submitted_ids(run_dir) == [jid]
+    assert slurm_jobs.submitted_ids(run_dir) == [jid]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "failed" and "CANCELLED" in metrics["error"]
 
@@ -293,4 +293,4 @@ def test_sbatch_errors_are_reported(cluster, smoke_data, tmp_path):
     assert proc.wait(timeout=120) == 1
     out = log_of(run_dir)
     assert "sbatch failed" in out and "partition" in out.lower()
-    assert job_id(run_dir) is None and S.submitted_ids(run_dir) == []
+    assert job_id(run_dir) is None and slurm_jobs.submitted_ids(run_dir) == []

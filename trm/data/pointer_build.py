@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from trm.config import DataSpec
-from trm.data import pointer as P
+from trm.data import pointer
 from trm.data.official_format import BuiltData, SplitBuilder
 from trm.data.sources import SourceError
 
@@ -28,9 +28,9 @@ def build_pointer(data: DataSpec) -> BuiltData:
         raise SourceError(f"data.source={data.source!r}: the pointer task is generated only "
                           f"(use data.source=generate)")
     slots, max_lookups = data.grid, data.max_lookups
-    P.check_sizes(slots, max_lookups)
+    pointer.check_sizes(slots, max_lookups)
     taken: set[bytes] = set()
-    splits = {split: P.generate(slots, max_lookups, count, rng_for(data.seed, stream), taken)
+    splits = {split: pointer.generate(slots, max_lookups, count, rng_for(data.seed, stream), taken)
               for split, count, stream in (("train", data.n_train, STREAM_TRAIN),
                                            ("test", data.n_test, STREAM_TEST))}
     aug_rng = rng_for(data.seed, STREAM_AUG)
@@ -40,21 +40,21 @@ def build_pointer(data: DataSpec) -> BuiltData:
         for perm, k in items:
             variants = [perm]
             if split == "train":
-                variants += [P.relabel(perm, aug_rng.permutation(slots)) for _ in range(data.n_aug)]
+                variants += [pointer.relabel(perm, aug_rng.permutation(slots)) for _ in range(data.n_aug)]
             # One group per instance, one puzzle per variant (as the other generated tasks).
-            sb.add_group((*P.encode(v, k), 0) for v in variants)
+            sb.add_group((*pointer.encode(v, k), 0) for v in variants)
             lookups += [k] * len(variants)
         built[split] = sb.finish()
         difficulty[split] = {"example": np.array(lookups, np.int32)}
     all_k = np.array([k for items in splits.values() for _, k in items])
-    info = {"kind": "generated", "source": "generator", "version": P.GENERATOR_VERSION,
-            "generator": "trm.data.pointer", "generator_version": P.GENERATOR_VERSION,
+    info = {"kind": "generated", "source": "generator", "version": pointer.GENERATOR_VERSION,
+            "generator": "trm.data.pointer", "generator_version": pointer.GENERATOR_VERSION,
             "slots": slots, "max_lookups": max_lookups, "n_aug_effective": data.n_aug,
             "lookups_min": int(all_k.min()) if len(all_k) else 0,
             "lookups_max": int(all_k.max()) if len(all_k) else 0,
             "label_rule": "slot i's label is p^(k+1)(i): k pointer lookups past the slot it holds"}
     out = BuiltData(train=built["train"], test=built["test"],
-                    vocab_size=P.vocab_size(slots, max_lookups), identifiers=["<blank>"],
+                    vocab_size=pointer.vocab_size(slots, max_lookups), identifiers=["<blank>"],
                     provenance=info)
     out.difficulty = difficulty
     out.difficulty_names = {"example": "pointer_lookups"}

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trm.results import cells as C
+from trm.results import cells as cell_tools
 from trm.results.collect import read_metrics, runs_root
 from trm.rundir import TRAIN_LOG
 from trm.results.learning import (DEFAULT_METRIC, budget, eval_records, metric_name, percent,
@@ -251,7 +251,7 @@ def failed_seeds(study: dict, runs: pd.DataFrame, threshold: float,
             d = diagnose(read_train_log(run_dir / TRAIN_LOG), metrics, status, metric,
                          priors.get(data_dir))
             out.append({"task": str(row["task"]), "cell": label,
-                        "seed": int(C.normalize(run["seed"])), "status": status,
+                        "seed": int(cell_tools.normalize(run["seed"])), "status": status,
                         "classes": d.classes, "evidence": d.evidence})
     return out
 

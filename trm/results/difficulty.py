@@ -28,8 +28,8 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from trm.results import cells as C
-from trm.results import plotting as P
+from trm.results import cells as cell_tools
+from trm.results import plotting
 from trm.results.collect import read_metrics
 from trm.results.figures import seed_summary
 
@@ -53,18 +53,18 @@ def _total_depth(row: dict) -> float:
 def long_table(study: dict, runs: pd.DataFrame, root: Path = Path(".")) -> pd.DataFrame:
     """One row per (finished run, level, bin, step) of the study's runs that recorded
     accuracy by difficulty; `trained_step` marks the step the run was evaluated at."""
-    rows = C.study_rows(study, runs)
+    rows = cell_tools.study_rows(study, runs)
     if rows.empty or "status" not in rows:
         return pd.DataFrame(columns=COLUMNS)
-    study = C.at_scale(study, rows)
-    knobs = C.shown_knobs(study, rows)
+    study = cell_tools.at_scale(study, rows)
+    knobs = cell_tools.shown_knobs(study, rows)
     out = []
     for run in rows[rows["status"] == "ok"].to_dict("records"):
         metrics, _ = read_metrics(Path(root) / str(run["run_dir"]))
         if not metrics:
             continue
         trained = metrics.get("n_supervision_eval")
-        base = {"study": study["name"], "task": run.get("task"), "cell": C.cell_label(run, knobs),
+        base = {"study": study["name"], "task": run.get("task"), "cell": cell_tools.cell_label(run, knobs),
                 "model": run.get("model"), "sig": run.get("sig"), "seed": run.get("seed"),
                 "run_dir": run["run_dir"], "total_depth": _total_depth(run)}
         for level, (key, field) in LEVELS.items():
@@ -162,19 +162,19 @@ def plot_difficulty(study: dict, runs: pd.DataFrame, out_pdf: Path,
     tasks = list(dict.fromkeys(frame["task"]))
     has_cell = bool((frame["level"] == "cell").any())
     row_kinds = ["example"] + (["cell"] if has_cell else []) + ["shallow", "deep"]
-    with P.style():
+    with plotting.style():
         if frame.empty:
-            fig, ax = plt.subplots(figsize=P.FACET_SIZE)
+            fig, ax = plt.subplots(figsize=plotting.FACET_SIZE)
             ax.axis("off")
             ax.text(0.5, 0.5, "No finished run of this study recorded accuracy by difficulty\n"
                     "(the dataset has no difficulty arrays, e.g. ARC or an older build).",
                     ha="center", va="center", fontsize=8)
-            P.finish(fig, [], f"{study['name']}: accuracy by instance difficulty", [])
-            return P.save(fig, out_pdf)
+            plotting.finish(fig, [], f"{study['name']}: accuracy by instance difficulty", [])
+            return plotting.save(fig, out_pdf)
         cells = list(dict.fromkeys(frame["cell"]))
         model_of = frame.groupby("cell", sort=False)["model"].first().to_dict()
-        styles = P.hue_styles(cells, model_of)
-        w, h = P.FACET_SIZE
+        styles = plotting.hue_styles(cells, model_of)
+        w, h = plotting.FACET_SIZE
         fig, axes = plt.subplots(len(row_kinds), len(tasks), squeeze=False,
                                  figsize=(w * len(tasks), h * len(row_kinds)))
         notes = []
@@ -214,5 +214,5 @@ def plot_difficulty(study: dict, runs: pd.DataFrame, out_pdf: Path,
         notes.insert(0, "Lines: mean over finished seeds, band: 95% percentile-bootstrap "
                         "interval of the seeds. Sweep rows: the shallowest and deepest cell "
                         "by calls per prediction at the trained N_sup.")
-        P.finish(fig, handles, f"{study['name']}: accuracy by instance difficulty", notes)
-        return P.save(fig, out_pdf)
+        plotting.finish(fig, handles, f"{study['name']}: accuracy by instance difficulty", notes)
+        return plotting.save(fig, out_pdf)

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from trm.results import cells as C
-from trm.results import plotting as P
+from trm.results import cells as cell_tools
+from trm.results import plotting
 from trm.results import stats
 from trm import config
 from trm.rundir import TRAIN_LOG
@@ -67,13 +67,13 @@ def seed_summary(values, bounds: tuple[float, float] | None = None) -> stats.Sum
 
 
 def _bounds(y: str, scale: float) -> tuple[float, float] | None:
-    return (0.0, 1.0 * scale) if C.is_accuracy(y) else None
+    return (0.0, 1.0 * scale) if cell_tools.is_accuracy(y) else None
 
 
 def _factor_key(value) -> str:
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value, sort_keys=True, default=str)
-    return repr(C.normalize(value))
+    return repr(cell_tools.normalize(value))
 
 
 # Spec keys that differ between runs of one cell or never define a setting.
@@ -88,7 +88,7 @@ def cell_factors(first: dict) -> dict:
     out = {k: v for k, v in (config.flatten(spec) if isinstance(spec, dict) else {}).items()
            if k not in NOT_FACTORS}
     for k, v in first.items():
-        if "." in str(k) and not str(k).endswith("_json") and not C.is_missing(v):
+        if "." in str(k) and not str(k).endswith("_json") and not cell_tools.is_missing(v):
             out.setdefault(k, v)
     out["model"], out["task"] = first.get("model"), first.get("task")
     return out
@@ -137,7 +137,7 @@ def _model_of(rows: pd.DataFrame, hue: str | None, levels: list) -> dict | None:
         return {lvl: str(lvl) for lvl in levels if lvl is not None}
     out = {}
     for lvl in levels:
-        models = rows.loc[rows[hue].map(lambda v: C.group_value(hue, v)) == lvl, "model"]
+        models = rows.loc[rows[hue].map(lambda v: cell_tools.group_value(hue, v)) == lvl, "model"]
         models = models.dropna().astype(str).unique()
         if len(models) != 1:
             return None
@@ -146,7 +146,7 @@ def _model_of(rows: pd.DataFrame, hue: str | None, levels: list) -> dict | None:
 
 
 def _footnotes(y: str) -> list[str]:
-    return [CI_NOTE] + ([P.TIMING_NOTE] if P.is_timing(y) else [])
+    return [CI_NOTE] + ([plotting.TIMING_NOTE] if plotting.is_timing(y) else [])
 
 
 # --------------------------------------------------------------------------------------
@@ -181,7 +181,7 @@ def validate_view(view: dict, runs: pd.DataFrame) -> dict:
 
 
 def default_view(study: dict) -> dict:
-    knobs = C.declared_knobs(study)
+    knobs = cell_tools.declared_knobs(study)
     return {
         "x": knobs[0] if knobs else "model",
         "y": "exact_accuracy",
@@ -193,8 +193,8 @@ def default_view(study: dict) -> dict:
 
 def plot_study(study: dict, runs: pd.DataFrame, out_pdf: Path) -> tuple[Path, Path]:
     """The figure a study's `figure:` block asks for; writes out_pdf and the .png beside it."""
-    rows = C.study_rows(study, runs)
-    study = C.at_scale(study, rows)
+    rows = cell_tools.study_rows(study, runs)
+    study = cell_tools.at_scale(study, rows)
     view = validate_view(study.get("figure") or default_view(study), runs)
     title = view["title"] or study["name"]
     if rows.empty:
@@ -240,39 +240,39 @@ def _ci_bars(ax, xs, means, lo, hi, color) -> None:
 def _levels(rows: pd.DataFrame, column: str | None, study: dict | None) -> list:
     if not column:
         return [None]
-    values = {C.group_value(column, v) for v in rows[column]} if column in rows else set()
+    values = {cell_tools.group_value(column, v) for v in rows[column]} if column in rows else set()
     if column == "model" and study:
-        order = C.model_order(study, rows)
+        order = cell_tools.model_order(study, rows)
         return [m for m in order if m in values] + sorted(
-            (v for v in values if v not in order), key=C.sort_key
+            (v for v in values if v not in order), key=cell_tools.sort_key
         )
     if column == "task" and study:
         order = [str(t) for t in study.get("tasks") or []]
         return [t for t in order if t in values] + sorted(
-            (v for v in values if v not in order), key=C.sort_key
+            (v for v in values if v not in order), key=cell_tools.sort_key
         )
     declared = ((study or {}).get("grid") or {}).get(column) or ((study or {}).get("zip") or {}).get(column)
     if declared:  # the order the study lists a knob's values in (e.g. gradient windows)
-        order = [C.group_value(column, v) for v in declared]
+        order = [cell_tools.group_value(column, v) for v in declared]
         return [v for v in order if v in values] + sorted(
-            (v for v in values if v not in order), key=C.sort_key
+            (v for v in values if v not in order), key=cell_tools.sort_key
         )
-    return sorted(values, key=C.sort_key)
+    return sorted(values, key=cell_tools.sort_key)
 
 
 def _cells(rows: pd.DataFrame, view: dict) -> list[dict]:
     """One record per cell: its facet/hue/style values, x, y summary, seeds, and status."""
     keys = list(
-        dict.fromkeys([k for k in (view["col"], view["hue"], view["style"]) if k] + C.CELL_KEYS)
+        dict.fromkeys([k for k in (view["col"], view["hue"], view["style"]) if k] + cell_tools.CELL_KEYS)
     )
     x, y = view["x"], view["y"]
     numeric_x = _is_numeric(rows[x]) if len(rows) else False
-    ids = [tuple(C.group_value(k, r[k]) for k in keys) for r in rows.to_dict("records")]
+    ids = [tuple(cell_tools.group_value(k, r[k]) for k in keys) for r in rows.to_dict("records")]
     out = []
     for cell_id in dict.fromkeys(ids):
         group = rows[[i == cell_id for i in ids]]
         ok = group[group["status"] == "ok"]
-        yv = pd.to_numeric(ok[y], errors="coerce") * P.scale_for(y)
+        yv = pd.to_numeric(ok[y], errors="coerce") * plotting.scale_for(y)
         if numeric_x:
             xs_ok = pd.to_numeric(ok[x], errors="coerce")
             xs_all = pd.to_numeric(group[x], errors="coerce").dropna()
@@ -282,15 +282,15 @@ def _cells(rows: pd.DataFrame, view: dict) -> list[dict]:
                 else (xs_all.iloc[0] if len(xs_all) else math.nan)
             )
         else:
-            xs_ok = ok[x].map(lambda v: C.group_value(x, v))
+            xs_ok = ok[x].map(lambda v: cell_tools.group_value(x, v))
             vals = group[x].dropna()
-            x_cell = C.group_value(x, vals.iloc[0]) if len(vals) else None
-        counts = C.status_counts(group["status"])
+            x_cell = cell_tools.group_value(x, vals.iloc[0]) if len(vals) else None
+        counts = cell_tools.status_counts(group["status"])
         out.append(
             {
                 **dict(zip(keys, cell_id)),
                 "x": x_cell,
-                "summary": seed_summary(yv, _bounds(y, P.scale_for(y))),
+                "summary": seed_summary(yv, _bounds(y, plotting.scale_for(y))),
                 "seed_x": list(xs_ok),
                 "seed_y": list(yv),
                 "counts": counts,
@@ -305,8 +305,8 @@ def _x_levels(cells: list[dict], x: str, order: list) -> list:
 
     def rank(c):
         base = c["model"] if x == "model" else c["first"].get(x)
-        base = C.group_value(x, base)
-        return (order.index(base) if base in order else len(order), C.sort_key(c["x"]))
+        base = cell_tools.group_value(x, base)
+        return (order.index(base) if base in order else len(order), cell_tools.sort_key(c["x"]))
 
     ranked = sorted((c for c in cells if c["x"] is not None), key=rank)
     return list(dict.fromkeys(c["x"] for c in ranked))
@@ -325,9 +325,9 @@ def _separate_colliding(cells: list[dict], view: dict, knobs: list[str]) -> None
             continue
         for c in group:
             extra = (
-                C.cell_label(c["first"], knobs, with_model=False) if knobs else f"sig {c['sig']}"
+                cell_tools.cell_label(c["first"], knobs, with_model=False) if knobs else f"sig {c['sig']}"
             )
-            c["x"] = f"{C.format_value(c['x'])}\n{extra}"
+            c["x"] = f"{cell_tools.format_value(c['x'])}\n{extra}"
 
 
 def _not_ok_text(counts: dict) -> str:
@@ -353,12 +353,12 @@ def _set_x_ticks(ax, values: list[float], log: bool) -> None:
         return
     if log:
         ax.set_xscale("log", base=2 if max(uniq) / min(uniq) < 1e4 else 10)
-        P.plain_log_labels(ax.xaxis)
+        plotting.plain_log_labels(ax.xaxis)
     pos = np.log(uniq) if log else np.asarray(uniq)
     span = pos[-1] - pos[0]
     separated = len(uniq) == 1 or np.min(np.diff(pos)) >= 0.12 * span
     if len(uniq) <= 8 and all(v.is_integer() for v in uniq) and separated:
-        ax.set_xticks(uniq, [C.format_value(v) for v in uniq])
+        ax.set_xticks(uniq, [cell_tools.format_value(v) for v in uniq])
         ax.minorticks_off()
 
 
@@ -376,7 +376,7 @@ def plot_view(
     """Mean ± CI per cell over x, coloured by hue, marker/linestyle by style, one panel per col.
     join=False draws no lines at all (points and intervals only); notes: extra footnote lines."""
     view = validate_view({k: v for k, v in view.items() if k in VIEW_KEYS}, rows)
-    knobs = C.varied_knobs(study or {}, rows) if len(rows) else []
+    knobs = cell_tools.varied_knobs(study or {}, rows) if len(rows) else []
     # Blank knobs (the model's own value) are filled from the resolved spec for labels.
     rows = with_spec_columns(rows, [view[k] for k in VIEW_KEYS] + knobs)
     x, y, hue, sty, col = (view[k] for k in VIEW_KEYS)
@@ -387,21 +387,21 @@ def plot_view(
     facets = _levels(rows, col, study) if col else [None]
     hues = _levels(rows, hue, study) if hue else [None]
     styles = _levels(rows, sty, study) if sty else [None]
-    hue_style = P.hue_styles(hues, _model_of(rows, hue, hues)) if hue else {
-        None: P.SeriesStyle("0.25", "o")}
+    hue_style = plotting.hue_styles(hues, _model_of(rows, hue, hues)) if hue else {
+        None: plotting.SeriesStyle("0.25", "o")}
     color_map = {h: hue_style[h].color for h in hues}
     if sty:  # the style knob takes the marker and line style; colour stays the hue's
-        marker_map = {s: P.MARKERS[i % len(P.MARKERS)] for i, s in enumerate(styles)}
-        line_map = {s: P.LINESTYLES[i % len(P.LINESTYLES)] for i, s in enumerate(styles)}
+        marker_map = {s: plotting.MARKERS[i % len(plotting.MARKERS)] for i, s in enumerate(styles)}
+        line_map = {s: plotting.LINESTYLES[i % len(plotting.LINESTYLES)] for i, s in enumerate(styles)}
 
     x_levels = [] if numeric_x else _x_levels(cells, x, _levels(rows, x, study))
     footnotes = []
 
-    with P.style():
-        fig, axes = P.facet_grid(len(facets), n_categories=len(x_levels))
+    with plotting.style():
+        fig, axes = plotting.facet_grid(len(facets), n_categories=len(x_levels))
         for ax, facet in zip(axes, facets):
             mine = [c for c in cells if not col or c[col] == facet]
-            marks = P.NotOkMarks()
+            marks = plotting.NotOkMarks()
             # Dodge only among the hue levels that share an x position.
             present = {
                 v: [h for h in hues if any(c["x"] == v and (not hue or c[hue] == h) for c in mine)]
@@ -477,7 +477,7 @@ def plot_view(
                         else:
                             footnotes.append(
                                 f"Not placed ({x} unknown): "
-                                f"{C.cell_label(c['first'], knobs)}: {text}"
+                                f"{cell_tools.cell_label(c['first'], knobs)}: {text}"
                             )
             if not cells:
                 ax.text(0.5, 0.5, "no runs", transform=ax.transAxes, ha="center", va="center")
@@ -491,31 +491,31 @@ def plot_view(
                     va="center",
                     color="0.4",
                 )
-            if C.is_accuracy(y):
+            if cell_tools.is_accuracy(y):
                 _accuracy_ylim(ax, marks.max_stack())
             if numeric_x:
                 xv = [c["x"] for c in cells if c["x"] is not None]
                 xv += [v for c in cells for v in c["seed_x"]]
                 if xv and np.isfinite(xv).any():
-                    _set_x_ticks(ax, xv, P.use_log_x(xv))
+                    _set_x_ticks(ax, xv, plotting.use_log_x(xv))
                 ax.margins(x=0.06)
             else:
-                P.category_ticks(ax, [C.format_value(v) for v in x_levels])
+                plotting.category_ticks(ax, [cell_tools.format_value(v) for v in x_levels])
                 if x_levels:
                     ax.set_xlim(-0.6, len(x_levels) - 0.4)
             marks.draw(ax)
-            ax.set_xlabel(x_label or P.axis_label(x))
-            ax.set_ylabel(P.axis_label(y))
+            ax.set_xlabel(x_label or plotting.axis_label(x))
+            ax.set_ylabel(plotting.axis_label(y))
             if col:
-                ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
-        handles = P.legend_handles(
+                ax.set_title(f"{cell_tools.knob_label(col)}: {cell_tools.format_value(facet)}")
+        handles = plotting.legend_handles(
             {h: color_map[h] for h in hues if h is not None},
-            C.knob_label(hue) if hue else "",
+            cell_tools.knob_label(hue) if hue else "",
             {s: marker_map[s] for s in styles if s is not None} if sty else None,
             styles=None if sty else hue_style,
         )
-        P.finish(fig, handles, title, _footnotes(y) + footnotes + list(notes or []))
-        return P.save(fig, out_pdf)
+        plotting.finish(fig, handles, title, _footnotes(y) + footnotes + list(notes or []))
+        return plotting.save(fig, out_pdf)
 
 
 # --------------------------------------------------------------------------------------
@@ -531,7 +531,7 @@ def _cell_labels(rows: pd.DataFrame, knobs: list[str] | None = None) -> pd.Serie
             if "." in c and not c.endswith("_json") and rows[c].dropna().astype(str).nunique() > 1
         ]
     return pd.Series(
-        [C.cell_label(r, knobs) for r in rows.to_dict("records")], index=rows.index, dtype=object
+        [cell_tools.cell_label(r, knobs) for r in rows.to_dict("records")], index=rows.index, dtype=object
     )
 
 
@@ -582,23 +582,23 @@ def plot_depth_scaling(
     rows = _with_hue(runs, hue)
     facets = _levels(rows, col, study)
     hues = _levels(rows, hue, study)
-    hue_style = P.hue_styles(hues, _model_of(rows, hue, hues))
+    hue_style = plotting.hue_styles(hues, _model_of(rows, hue, hues))
     color_map = {h: hue_style[h].color for h in hues}
 
-    scale = P.scale_for(y)
+    scale = plotting.scale_for(y)
     long = accuracy_by_eval_steps(rows[rows["status"] == "ok"])
     if len(long):
         long["total_depth"] = pd.to_numeric(long["effective_depth"]) * long["eval_steps"]
     footnotes, all_x = [], []
-    with P.style():
-        fig, axes = P.facet_grid(len(facets))
+    with plotting.style():
+        fig, axes = plotting.facet_grid(len(facets))
         for ax, facet in zip(axes, facets):
             in_facet = (
-                rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+                rows[rows[col].map(lambda v: cell_tools.group_value(col, v)) == facet] if col else rows
             )
-            marks = P.NotOkMarks()
+            marks = plotting.NotOkMarks()
             for h in hues:
-                mine = in_facet[in_facet[hue].map(lambda v: C.group_value(hue, v)) == h]
+                mine = in_facet[in_facet[hue].map(lambda v: cell_tools.group_value(hue, v)) == h]
                 color = color_map[h]
                 trained = []
                 for sig, cell in mine.groupby("sig", sort=True):
@@ -610,7 +610,7 @@ def plot_depth_scaling(
                         else math.nan
                     )
                     ok = cell[cell["status"] == "ok"]
-                    counts = C.status_counts(cell["status"])
+                    counts = cell_tools.status_counts(cell["status"])
                     if len(ok) and np.isfinite(x_cell):
                         s = seed_summary(pd.to_numeric(ok[y], errors="coerce"), _bounds(y, 1.0))
                         trained.append((x_cell, s, cell.iloc[0].to_dict()))
@@ -647,7 +647,7 @@ def plot_depth_scaling(
                             all_x.append(x_cell)
                         else:
                             footnotes.append(
-                                f"Not placed (depth unknown): {C.format_value(h)}, "
+                                f"Not placed (depth unknown): {cell_tools.format_value(h)}, "
                                 f"sig {sig}: {text}"
                             )
                 trained.sort(key=lambda t: t[0])
@@ -662,24 +662,24 @@ def plot_depth_scaling(
                             ls=hue_style[h].ls if len(part) > 1 else "none", lw=1.6, ms=5,
                             zorder=3)
                     _ci_bars(ax, xs, means, lo, hi, color)
-            if C.is_accuracy(y):
+            if cell_tools.is_accuracy(y):
                 _accuracy_ylim(ax, marks.max_stack())
             if all_x:
                 ax.set_xscale("log", base=2)
-                P.plain_log_labels(ax.xaxis)
+                plotting.plain_log_labels(ax.xaxis)
             marks.draw(ax)
-            ax.set_xlabel(P.axis_label("total_depth"))
-            ax.set_ylabel(P.axis_label(y))
+            ax.set_xlabel(plotting.axis_label("total_depth"))
+            ax.set_ylabel(plotting.axis_label(y))
             if col:
-                ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
-        handles = P.legend_handles({h: color_map[h] for h in hues}, C.knob_label(hue),
+                ax.set_title(f"{cell_tools.knob_label(col)}: {cell_tools.format_value(facet)}")
+        handles = plotting.legend_handles({h: color_map[h] for h in hues}, cell_tools.knob_label(hue),
                                    styles=hue_style)
         handles.append(
             Line2D([], [], color="0.3", ls="--", lw=0.9, label="test-time depth (K steps)")
         )
-        P.finish(fig, handles, title,
+        plotting.finish(fig, handles, title,
                  [CI_NOTE + " Solid: trained depth (K = N_sup)."] + footnotes)
-        return P.save(fig, out_pdf)
+        return plotting.save(fig, out_pdf)
 
 
 def plot_test_time_depth(
@@ -697,21 +697,21 @@ def plot_test_time_depth(
     rows = _with_hue(runs, hue)
     facets = _levels(rows, col, None)
     hues = _levels(rows, hue, None)
-    hue_style = P.hue_styles(hues, _model_of(rows, hue, hues))
+    hue_style = plotting.hue_styles(hues, _model_of(rows, hue, hues))
     color_map = {h: hue_style[h].color for h in hues}
-    scale = P.scale_for(y)
+    scale = plotting.scale_for(y)
     long = accuracy_by_eval_steps(rows[rows["status"] == "ok"])
     footnotes = []
-    with P.style():
-        fig, axes = P.facet_grid(len(facets))
+    with plotting.style():
+        fig, axes = plotting.facet_grid(len(facets))
         for ax, facet in zip(axes, facets):
             in_facet = (
-                rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+                rows[rows[col].map(lambda v: cell_tools.group_value(col, v)) == facet] if col else rows
             )
             ks = set()
-            marks = P.NotOkMarks()
+            marks = plotting.NotOkMarks()
             for h in hues:
-                mine = in_facet[in_facet[hue].map(lambda v: C.group_value(hue, v)) == h]
+                mine = in_facet[in_facet[hue].map(lambda v: cell_tools.group_value(hue, v)) == h]
                 if mine.empty:
                     continue
                 color = color_map[h]
@@ -742,7 +742,7 @@ def plot_test_time_depth(
                         zorder=2,
                     )
                     ks.update(tt["eval_steps"].tolist())
-                counts = C.status_counts(mine["status"])
+                counts = cell_tools.status_counts(mine["status"])
                 if counts["n_ok"] < counts["n_runs"]:
                     k_train = pd.to_numeric(mine["n_supervision"], errors="coerce").dropna()
                     text = _not_ok_text(counts)
@@ -750,7 +750,7 @@ def plot_test_time_depth(
                         marks.add(float(k_train.iloc[0]), text, color)
                         ks.add(float(k_train.iloc[0]))
                     else:
-                        footnotes.append(f"Not placed (N_sup unknown): {C.format_value(h)}: {text}")
+                        footnotes.append(f"Not placed (N_sup unknown): {cell_tools.format_value(h)}: {text}")
             trained = pd.to_numeric(in_facet["n_supervision"], errors="coerce").dropna().unique()
             for k in trained:
                 ax.axvline(k, color="0.35", ls=":", lw=1, zorder=1)
@@ -765,21 +765,21 @@ def plot_test_time_depth(
                     va="top",
                     color="0.35",
                 )
-            if C.is_accuracy(y):
+            if cell_tools.is_accuracy(y):
                 _accuracy_ylim(ax, marks.max_stack())
             if ks:
                 _set_x_ticks(ax, sorted(ks), log=min(ks) > 0 and max(ks) / min(ks) >= 4)
             marks.draw(ax)
-            ax.set_xlabel(P.axis_label("eval_steps"))
-            ax.set_ylabel(P.axis_label(y))
+            ax.set_xlabel(plotting.axis_label("eval_steps"))
+            ax.set_ylabel(plotting.axis_label(y))
             if col:
-                ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
-        handles = P.legend_handles(
-            {h: color_map[h] for h in hues}, "cell" if hue == "cell" else C.knob_label(hue),
+                ax.set_title(f"{cell_tools.knob_label(col)}: {cell_tools.format_value(facet)}")
+        handles = plotting.legend_handles(
+            {h: color_map[h] for h in hues}, "cell" if hue == "cell" else cell_tools.knob_label(hue),
             styles=hue_style,
         )
-        P.finish(fig, handles, title, [CI_NOTE] + footnotes)
-        return P.save(fig, out_pdf)
+        plotting.finish(fig, handles, title, [CI_NOTE] + footnotes)
+        return plotting.save(fig, out_pdf)
 
 
 def read_train_log(path: Path) -> pd.DataFrame:
@@ -813,24 +813,24 @@ def plot_learning_curves(
     rows = _with_hue(runs, hue)
     facets = _levels(rows, col, None)
     hues = _levels(rows, hue, None)
-    hue_style = P.hue_styles(hues, _model_of(rows, hue, hues))
+    hue_style = plotting.hue_styles(hues, _model_of(rows, hue, hues))
     color_map = {h: hue_style[h].color for h in hues}
-    scale = P.scale_for(y)
+    scale = plotting.scale_for(y)
     footnotes, positive = [], True
-    with P.style():
-        fig, axes = P.facet_grid(len(facets), sharey=False)
+    with plotting.style():
+        fig, axes = plotting.facet_grid(len(facets), sharey=False)
         for ax, facet in zip(axes, facets):
             in_facet = (
-                rows[rows[col].map(lambda v: C.group_value(col, v)) == facet] if col else rows
+                rows[rows[col].map(lambda v: cell_tools.group_value(col, v)) == facet] if col else rows
             )
             for h in hues:
-                mine = in_facet[in_facet[hue].map(lambda v: C.group_value(hue, v)) == h]
+                mine = in_facet[in_facet[hue].map(lambda v: cell_tools.group_value(hue, v)) == h]
                 color = color_map[h]
                 logs, no_log = [], []
                 for run in mine.to_dict("records"):
                     log = read_train_log(root / str(run["run_dir"]) / TRAIN_LOG)
                     if log.empty or y not in log.columns:
-                        no_log.append(f"{C.format_value(run['seed'])} ({run['status']})")
+                        no_log.append(f"{cell_tools.format_value(run['seed'])} ({run['status']})")
                         continue
                     log = log[["step", y]].apply(pd.to_numeric, errors="coerce")
                     finite = log[np.isfinite(log[y])]
@@ -844,7 +844,7 @@ def plot_learning_curves(
                         ax.plot(
                             [last["step"]],
                             [last[y] * scale],
-                            P.NOT_OK_MARKER,
+                            plotting.NOT_OK_MARKER,
                             color=color,
                             ms=6,
                             mew=1.6,
@@ -863,7 +863,7 @@ def plot_learning_curves(
                         logs.append(finite.set_index("step")[y])
                 if no_log:
                     footnotes.append(
-                        f"No {TRAIN_LOG} with '{y}': {C.format_value(h)}, "
+                        f"No {TRAIN_LOG} with '{y}': {cell_tools.format_value(h)}, "
                         f"seeds {', '.join(no_log)}"
                     )
                 if logs:
@@ -872,21 +872,21 @@ def plot_learning_curves(
                             ls=hue_style[h].ls, zorder=3)
             if y == "loss" and positive:
                 ax.set_yscale("log")
-                P.plain_log_labels(ax.yaxis)
-            ax.set_xlabel(P.axis_label("step"))
-            ax.set_ylabel(P.axis_label(y))
+                plotting.plain_log_labels(ax.yaxis)
+            ax.set_xlabel(plotting.axis_label("step"))
+            ax.set_ylabel(plotting.axis_label(y))
             if col:
-                ax.set_title(f"{C.knob_label(col)}: {C.format_value(facet)}")
-        handles = P.legend_handles(
+                ax.set_title(f"{cell_tools.knob_label(col)}: {cell_tools.format_value(facet)}")
+        handles = plotting.legend_handles(
             {h: color_map[h] for h in hues},
-            "cell" if hue == "cell" else C.knob_label(hue),
+            "cell" if hue == "cell" else cell_tools.knob_label(hue),
             extra=("not_ok",),
             styles=hue_style,
         )
         handles.insert(-1, Line2D([], [], color="0.3", lw=0.7, alpha=0.5, label="one seed"))
         handles.insert(-1, Line2D([], [], color="0.2", lw=1.6, label="mean over seeds"))
-        P.finish(fig, handles, title, footnotes)
-        return P.save(fig, out_pdf)
+        plotting.finish(fig, handles, title, footnotes)
+        return plotting.save(fig, out_pdf)
 
 
 def with_common_compute(runs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -933,8 +933,8 @@ def matched_compute_notes(rows: pd.DataFrame, column: str, what: str,
                 group.append(i)
                 continue
             if len(group) > 1:
-                labels = [C.cell_label(cells.iloc[j].to_dict(), knobs) for j in group]
-                where = f"{C.format_value(level)}: " if level is not None else ""
+                labels = [cell_tools.cell_label(cells.iloc[j].to_dict(), knobs) for j in group]
+                where = f"{cell_tools.format_value(level)}: " if level is not None else ""
                 notes.append(f"Matched {what} ({where}{values[group[0]]:.3g} FLOPs): "
                              + "; ".join(labels))
             group = [] if i is None else [i]
@@ -965,5 +965,5 @@ def plot_accuracy_vs_compute(
     # No lines: the cells of one model here come from different ablations (depth, gradient
     # window, weight sharing...), and two one-factor series of one model drawn in one style
     # would read as a single curve through unrelated cells.
-    return plot_view(rows, view, out_pdf, title=title, x_label=P.axis_label("compute", unit),
+    return plot_view(rows, view, out_pdf, title=title, x_label=plotting.axis_label("compute", unit),
                      join=False, notes=notes)

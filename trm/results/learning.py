@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from trm.results import cells as C
+from trm.results import cells as cell_tools
 from trm.results import stats
 from trm.results.collect import read_metrics, runs_root
 from trm.rundir import TRAIN_LOG
@@ -47,7 +47,7 @@ def speed_metric(study: dict, runs: pd.DataFrame) -> str:
     from trm.results.tables import headline_metric
 
     metric = headline_metric(study, runs)
-    return metric if C.is_accuracy(metric) else DEFAULT_METRIC
+    return metric if cell_tools.is_accuracy(metric) else DEFAULT_METRIC
 
 
 def success_threshold(scale: str | None, metric: str = DEFAULT_METRIC) -> float:
@@ -226,7 +226,7 @@ def cell_crossings(rows: pd.DataFrame, root: Path, threshold: float,
             continue
         run_dir = root / str(run["run_dir"])
         metrics, _ = read_metrics(run_dir)
-        seed = int(C.normalize(run["seed"]))
+        seed = int(cell_tools.normalize(run["seed"]))
         c = run_crossing(read_train_log(run_dir / TRAIN_LOG), metrics, threshold,
                          seed=seed, status=str(run["status"]), metric=metric)
         if c is None:
@@ -255,10 +255,10 @@ def study_cells(study: dict, runs: pd.DataFrame) -> StudyCells:
 
     s = T.study_runs(study, runs)
     summary = T.summary_table(study, runs)
-    cells = [(row, T._members(s.rows, row), C.cell_label(row, s.shown)) for _, row in summary.iterrows()]
-    factors = C.study_factors(s.study, s.knobs)
+    cells = [(row, T._members(s.rows, row), cell_tools.cell_label(row, s.shown)) for _, row in summary.iterrows()]
+    factors = cell_tools.study_factors(s.study, s.knobs)
     values = [T._factor_values(s.raw, summary.iloc[i], s.knobs) for i in range(len(summary))]
-    pairs = [(i, j, C.factor_label(factors[f])) for i, j, f in T.contrasts(values, factors)]
+    pairs = [(i, j, cell_tools.factor_label(factors[f])) for i, j, f in T.contrasts(values, factors)]
     return StudyCells(cells, pairs)
 
 
@@ -365,18 +365,18 @@ def plot(result: LearningSpeed, out_pdf: Path) -> tuple[Path, Path]:
     """One panel per task, one step line per cell: the fraction of its seeds that have crossed
     the threshold by each optimizer step (Kaplan-Meier); a cell without periodic evaluations
     is listed under the figure."""
-    from trm.results import plotting as P
+    from trm.results import plotting
 
     tasks = list(dict.fromkeys(c.task for c in result.cells))
     thr = f"{percent(result.threshold)} {metric_name(result.metric)}"
     footnotes = [f"A seed crosses at its first evaluation at ≥ {thr}; seeds that never cross are "
                  f"censored at their budget."]
-    with P.style():
-        fig, axes = P.facet_grid(len(tasks), sharey=True)
+    with plotting.style():
+        fig, axes = plotting.facet_grid(len(tasks), sharey=True)
         handles_by_label: dict = {}
         for ax, task in zip(axes, tasks):
             mine = [c for c in result.cells if c.task == task]
-            style = P.hue_styles([c.label for c in mine], {c.label: c.model for c in mine})
+            style = plotting.hue_styles([c.label for c in mine], {c.label: c.model for c in mine})
             for c in mine:
                 if not c.crossings:
                     why = "no periodic evaluation logged" if c.no_eval else "no runs (missing)"
@@ -396,5 +396,5 @@ def plot(result: LearningSpeed, out_pdf: Path) -> tuple[Path, Path]:
             ax.set_xlabel("Optimizer step")
             ax.set_ylabel(f"Seeds past {thr} (%)")
             ax.set_title(str(task))
-        P.finish(fig, list(handles_by_label.values()), f"{result.study}: learning speed", footnotes)
-        return P.save(fig, out_pdf)
+        plotting.finish(fig, list(handles_by_label.values()), f"{result.study}: learning speed", footnotes)
+        return plotting.save(fig, out_pdf)

@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
-from trm.results import cells as C  # noqa: E402
+from trm.results import cells as cell_tools  # noqa: E402
 
 FACET_SIZE = (4.0, 3.0)  # inches per panel; the figure grows with the number of panels
 MAX_COLS = 3
@@ -120,7 +120,7 @@ def axis_label(column: str, unit: str = "") -> str:
 
 def scale_for(column: str) -> float:
     """Accuracies are fractions in the runs table and percent on axes."""
-    return 100.0 if C.is_accuracy(column) else 1.0
+    return 100.0 if cell_tools.is_accuracy(column) else 1.0
 
 
 @contextlib.contextmanager
@@ -313,9 +313,9 @@ def legend_handles(
     for lvl, col in color_map.items():
         st = (styles or {}).get(lvl)
         handles.append(Line2D([], [], color=col, marker=st.marker if st else "o",
-                              ls=st.ls if st else "-", lw=1.5, label=C.format_value(lvl)))
+                              ls=st.ls if st else "-", lw=1.5, label=cell_tools.format_value(lvl)))
     for lvl, mk in (marker_map or {}).items():
-        handles.append(Line2D([], [], color="0.3", marker=mk, ls="none", label=C.format_value(lvl)))
+        handles.append(Line2D([], [], color="0.3", marker=mk, ls="none", label=cell_tools.format_value(lvl)))
     if "seed" in extra:
         handles.append(
             Line2D([], [], color="0.4", marker="o", ms=3, alpha=0.5, ls="none", label="one seed")

@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from trm import config
-from trm.results import cells as C
+from trm.results import cells as cell_tools
 from trm.results import stats
 from trm.results.collect import parse_json_column
 
@@ -205,9 +205,9 @@ def knobs_match(knobs: dict, values: dict) -> bool:
     for key, want in knobs.items():
         if key not in values:
             return False
-        have = C.normalize(values[key])
+        have = cell_tools.normalize(values[key])
         options = want if isinstance(want, list) else [want]
-        if have not in [C.normalize(w) for w in options]:
+        if have not in [cell_tools.normalize(w) for w in options]:
             return False
     return True
 
@@ -248,8 +248,8 @@ def _our_cells(runs: pd.DataFrame) -> list[dict]:
         runs.drop_duplicates(subset=["sig", "seed", "model", "task"]) if "sig" in runs else runs
     )
     out = []
-    keys = C.CELL_KEYS
-    ids = [tuple(C.group_value(k, r[k]) for k in keys) for r in unique.to_dict("records")]
+    keys = cell_tools.CELL_KEYS
+    ids = [tuple(cell_tools.group_value(k, r[k]) for k in keys) for r in unique.to_dict("records")]
     for cell_id in dict.fromkeys(ids):
         group = unique[[i == cell_id for i in ids]]
         spec = next((parse_json_column(s) for s in group.get("spec_json", []) if s), None)
@@ -271,7 +271,7 @@ def reference_table(runs: pd.DataFrame, reference: dict | None = None) -> pd.Dat
         task = cell["id"]["task"]
         group = cell["rows"]
         ok = group[group["status"] == "ok"]
-        counts = C.status_counts(group["status"])
+        counts = cell_tools.status_counts(group["status"])
         kind = next((k for k in group["data_kind"] if k), "") if "data_kind" in group else ""
         source = next((k for k in group["data_source"] if k), "") if "data_source" in group else ""
         for e in ref["entries"]:
@@ -329,7 +329,7 @@ def reference_table(runs: pd.DataFrame, reference: dict | None = None) -> pd.Dat
                     ),
                     "ours_model": cell["id"]["model"],
                     "ours_sig": cell["id"]["sig"],
-                    "ours_status": C.status_text(counts),
+                    "ours_status": cell_tools.status_text(counts),
                     "ours_n": summary.n,
                     "ours_mean": summary.mean * 100,
                     "ours_sd": summary.sd * 100,
@@ -380,7 +380,7 @@ def reference_table(runs: pd.DataFrame, reference: dict | None = None) -> pd.Dat
 def _first(group: pd.DataFrame, column: str) -> Any:
     if column not in group:
         return None
-    values = [v for v in group[column] if not C.is_missing(v) and v != ""]
+    values = [v for v in group[column] if not cell_tools.is_missing(v) and v != ""]
     return values[0] if values else None
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from trm.config import inert_knobs
-from trm.results import cells as C
+from trm.results import cells as cell_tools
 from trm.results import stats, twopart
 from trm.results.collect import load_correct, parse_json_column, runs_root, with_spec_columns
 
@@ -46,7 +46,7 @@ def _order_cells(
     summary: pd.DataFrame, study: dict, rows: pd.DataFrame, knobs: list[str]
 ) -> pd.DataFrame:
     tasks = [str(t) for t in study.get("tasks") or []]
-    models = C.model_order(study, rows)
+    models = cell_tools.model_order(study, rows)
 
     def rank(seq: list, value: Any) -> int:
         return seq.index(value) if value in seq else len(seq)
@@ -57,19 +57,19 @@ def _order_cells(
     listed: dict[str, list] = {}
     for section in ("grid", "zip"):
         for k, values in (study.get(section) or {}).items():
-            listed.setdefault(k, []).extend(C.normalize(v) for v in values)
+            listed.setdefault(k, []).extend(cell_tools.normalize(v) for v in values)
     for cell in study.get("include") or []:
         for k, v in cell.items():
-            listed.setdefault(k, []).append(C.normalize(v))
+            listed.setdefault(k, []).append(cell_tools.normalize(v))
 
     def key(i: int) -> tuple:
         r = summary.iloc[i]
         return (
             rank(tasks, r["task"]),
-            C.sort_key(r["task"]),
+            cell_tools.sort_key(r["task"]),
             rank(models, r["model"]),
-            *((rank(listed.get(k, []), C.normalize(r[k])), C.sort_key(r[k])) for k in knobs),
-            C.sort_key(r["sig"]),
+            *((rank(listed.get(k, []), cell_tools.normalize(r[k])), cell_tools.sort_key(r[k])) for k in knobs),
+            cell_tools.sort_key(r["sig"]),
         )
 
     return summary.iloc[sorted(range(len(summary)), key=key)].reset_index(drop=True)
@@ -120,10 +120,10 @@ class StudyRuns:
 
 
 def study_runs(study: dict, runs: pd.DataFrame) -> StudyRuns:
-    raw = C.study_rows(study, runs)
-    study = C.at_scale(study, raw)
-    shown = C.shown_knobs(study, raw)
-    return StudyRuns(study, raw, with_spec_columns(raw, shown), C.varied_knobs(study, raw), shown)
+    raw = cell_tools.study_rows(study, runs)
+    study = cell_tools.at_scale(study, raw)
+    shown = cell_tools.shown_knobs(study, raw)
+    return StudyRuns(study, raw, with_spec_columns(raw, shown), cell_tools.varied_knobs(study, raw), shown)
 
 
 def summary_table(study: dict, runs: pd.DataFrame, threshold: Any = FROM_SCALE) -> pd.DataFrame:
@@ -132,7 +132,7 @@ def summary_table(study: dict, runs: pd.DataFrame, threshold: Any = FROM_SCALE) 
     s = study_runs(study, runs)
     metric = headline_metric(study, runs)
     metrics = list(dict.fromkeys([metric] + SUMMARY_METRICS))
-    summary = C.summarize_groups(s.rows, C.CELL_KEYS, metrics, carry=s.shown + CARRY)
+    summary = cell_tools.summarize_groups(s.rows, cell_tools.CELL_KEYS, metrics, carry=s.shown + CARRY)
     for k in s.shown + CARRY:
         if k not in summary.columns:
             summary[k] = math.nan
@@ -171,7 +171,7 @@ def _fmt_params(value: Any) -> str:
 def metric_title(metric: str) -> str:
     titles = {"exact_accuracy": "Exact acc.", "cell_accuracy": "Cell acc."}
     name = titles.get(metric, metric.replace("_", " "))
-    return f"{name} (%)" if C.is_accuracy(metric) else name
+    return f"{name} (%)" if cell_tools.is_accuracy(metric) else name
 
 
 def display_table(
@@ -179,7 +179,7 @@ def display_table(
 ) -> pd.DataFrame:
     """Human-readable strings: mean ± sd, CI, n with status, depth, params, data; with a
     success threshold, the seeds past it (k/n [Clopper-Pearson %]) and their accuracy."""
-    pct = C.is_accuracy(metric)
+    pct = cell_tools.is_accuracy(metric)
     two_part = "success_threshold" in summary and summary["success_threshold"].notna().any()
     out = []
     for r in summary.to_dict("records"):
@@ -200,7 +200,7 @@ def display_table(
         if r.get("best"):
             mean_sd = bold(mean_sd)
         rec = {"Task": str(r["task"]), "Model": str(r["model"])}
-        rec.update({C.knob_label(k): C.format_value(r.get(k)) for k in knobs})
+        rec.update({cell_tools.knob_label(k): cell_tools.format_value(r.get(k)) for k in knobs})
         rec[metric_title(metric)] = mean_sd
         rec["95% CI"] = ci
         rec["Seeds"] = str(r[f"{metric}_n"])
@@ -208,14 +208,14 @@ def display_table(
             rec["Succeeded"], rec["Among succeeded"] = _success_text(r, pct)
         if metric != "cell_accuracy" and "cell_accuracy_mean" in r:
             rec["Cell acc. (%)"] = _fmt_number(r["cell_accuracy_mean"], True)
-        rec["Depth"] = C.format_value(r.get("effective_depth"))
+        rec["Depth"] = cell_tools.format_value(r.get("effective_depth"))
         rec["Params"] = _fmt_params(r.get("params"))
-        rec["Data"] = C.format_value(r.get("data_kind")) if r.get("data_kind") else DASH
+        rec["Data"] = cell_tools.format_value(r.get("data_kind")) if r.get("data_kind") else DASH
         rec["Status"] = r["status_text"]
         out.append(rec)
     columns = (
         ["Task", "Model"]
-        + [C.knob_label(k) for k in knobs]
+        + [cell_tools.knob_label(k) for k in knobs]
         + [
             metric_title(metric),
             "95% CI",
@@ -386,14 +386,14 @@ def contrasts(cells: list[dict], factors: list[list[str]]) -> list[tuple[int, in
     """
 
     def changed(a: dict, b: dict, col: str) -> bool:
-        if C.normalize(a.get(col)) == C.normalize(b.get(col)):
+        if cell_tools.normalize(a.get(col)) == cell_tools.normalize(b.get(col)):
             return False
         if col in inert_knobs(a.get("arch")) | inert_knobs(b.get("arch")):
             return False  # a knob one of the two networks never reads
         ra, rb = (c.get("resolved", {}).get(col) for c in (a, b))
         if col == "model" or ra is None or rb is None:
             return True
-        return C.normalize(ra) != C.normalize(rb)
+        return cell_tools.normalize(ra) != cell_tools.normalize(rb)
 
     pairs = []
     for i in range(len(cells)):
@@ -418,15 +418,15 @@ def _factor_values(raw: pd.DataFrame, cell: pd.Series, knobs: list[str]) -> dict
             values["arch"] = (spec.get("model") or {}).get("arch")
     for k in knobs:
         v = members[k].dropna() if k in members.columns else pd.Series(dtype=object)
-        values[k] = C.normalize(v.iloc[0]) if len(v) else None
-        values["resolved"][k] = C.normalize(cell.get(k))
+        values[k] = cell_tools.normalize(v.iloc[0]) if len(v) else None
+        values["resolved"][k] = cell_tools.normalize(cell.get(k))
     return values
 
 
 def _members(rows: pd.DataFrame, cell: pd.Series) -> pd.DataFrame:
     mask = np.ones(len(rows), dtype=bool)
-    for c in C.CELL_KEYS:
-        mask &= rows[c].map(lambda v, c=c: C.group_value(c, v)).to_numpy() == cell[c]
+    for c in cell_tools.CELL_KEYS:
+        mask &= rows[c].map(lambda v, c=c: cell_tools.group_value(c, v)).to_numpy() == cell[c]
     return rows[mask]
 
 
@@ -442,9 +442,9 @@ def paired_predictions(a_runs: pd.DataFrame, b_runs: pd.DataFrame, root: Path):
     def usable(df):
         ok = df[
             (df["status"] == "ok")
-            & df["has_predictions"].map(C.normalize).fillna(False).astype(bool)
+            & df["has_predictions"].map(cell_tools.normalize).fillna(False).astype(bool)
         ]
-        return {int(C.normalize(r["seed"])): r for r in ok.to_dict("records")}
+        return {int(cell_tools.normalize(r["seed"])): r for r in ok.to_dict("records")}
 
     ra, rb = usable(a_runs), usable(b_runs)
     seeds = sorted(set(ra) & set(rb))
@@ -467,7 +467,7 @@ def _by_seed(rows: pd.DataFrame, metric: str) -> dict[int, float]:
     """{seed: metric} over the cell's finished runs (a seed's NaN metric is dropped)."""
     ok = rows[rows["status"] == "ok"]
     vals = pd.to_numeric(ok[metric], errors="coerce")
-    return {int(C.normalize(s)): float(v) for s, v in zip(ok["seed"], vals) if np.isfinite(v)}
+    return {int(cell_tools.normalize(s)): float(v) for s, v in zip(ok["seed"], vals) if np.isfinite(v)}
 
 
 def _sd(values: pd.Series) -> float:
@@ -487,7 +487,7 @@ def wide_cells(study: dict, runs: pd.DataFrame, threshold: float = WIDE_SD) -> l
     (some seeds past it, some before) shows here as seeds split between the floor and the
     rest."""
     metric = headline_metric(study, runs)
-    if not C.is_accuracy(metric):
+    if not cell_tools.is_accuracy(metric):
         return []  # the threshold is in accuracy points
     s = study_runs(study, runs)
     summary = summary_table(study, runs)
@@ -496,7 +496,7 @@ def wide_cells(study: dict, runs: pd.DataFrame, threshold: float = WIDE_SD) -> l
         by_seed = _by_seed(_members(s.rows, cell), metric)
         sd = _sd(pd.Series(list(by_seed.values()), dtype=float))
         if np.isfinite(sd) and sd > threshold:
-            out.append({"task": cell["task"], "cell": C.cell_label(cell, s.shown), "metric": metric,
+            out.append({"task": cell["task"], "cell": cell_tools.cell_label(cell, s.shown), "metric": metric,
                         "sd": sd, "seeds": dict(sorted(by_seed.items()))})
     return out
 
@@ -546,7 +546,7 @@ def _decide(table: pd.DataFrame, seeds: list[tuple[dict, dict]], threshold: floa
         decision, reason = twopart.decide(
             list(a_seed.values()), list(b_seed.values()), resolved=bool(t["resolved"]),
             reading=t["reading"], ci90=(t["seed_ci90_low"], t["seed_ci90_high"]),
-            threshold=threshold, accuracy=C.is_accuracy(metric))
+            threshold=threshold, accuracy=cell_tools.is_accuracy(metric))
         decisions.append(decision)
         reasons.append(reason)
         if decision != twopart.RESOLVED:
@@ -579,7 +579,7 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None,
     threshold = success_threshold(runs, metric, threshold)
     summary = summary_table(study, runs, threshold)
     seeds = []
-    factors = C.study_factors(s.study, s.knobs)
+    factors = cell_tools.study_factors(s.study, s.knobs)
     values = [_factor_values(s.raw, summary.iloc[i], s.knobs) for i in range(len(summary))]
     out = []
     for i, j, f in contrasts(values, factors):
@@ -589,9 +589,9 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None,
         a_vals, b_vals = (pd.Series(list(v.values()), dtype=float) for v in (a_seed, b_seed))
         rec = {
             "task": a["task"],
-            "factor": C.factor_label(factors[f]),
-            "a": C.cell_label(a, s.shown),
-            "b": C.cell_label(b, s.shown),
+            "factor": cell_tools.factor_label(factors[f]),
+            "a": cell_tools.cell_label(a, s.shown),
+            "b": cell_tools.cell_label(b, s.shown),
             "a_n": len(a_seed),  # finished seeds with a finite metric
             "b_n": len(b_seed),
             "a_mean": a[f"{metric}_mean"],
@@ -664,7 +664,7 @@ def comparisons_table(study: dict, runs: pd.DataFrame, root: Path | None = None,
 def tests_markdown(tests: pd.DataFrame, metric: str) -> str:
     if tests.empty:
         return "_(no pairs of cells differ in exactly one factor)_"
-    pct = C.is_accuracy(metric)
+    pct = cell_tools.is_accuracy(metric)
 
     def p(v):
         return DASH if not np.isfinite(v) else (f"{v:.2g}" if v >= 1e-4 else "<1e-4")
@@ -761,7 +761,7 @@ def decisions_markdown(tests: pd.DataFrame, metric: str) -> str:
     what that reading found and the decision."""
     if tests.empty:
         return "No contrasts to decide."
-    pct = C.is_accuracy(metric)
+    pct = cell_tools.is_accuracy(metric)
     threshold = pd.to_numeric(tests["success_threshold"], errors="coerce").dropna()
     margin = _pp(twopart.EQUIVALENCE_MARGIN, pct)
     lines = [

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trm.results import plotting as P
+from trm.results import plotting
 from trm.test_time_study import result_path
 
 SWEEP_TITLES = {
@@ -275,14 +275,14 @@ def plot_source(study: dict, frame: pd.DataFrame, source: str, out_pdf: Path):
     f = frame[frame["source_study"] == source] if not frame.empty else frame
     tasks = sorted(set(f["task"])) if not f.empty else []
     sweeps = _sweeps(f)
-    with P.style():
+    with plotting.style():
         import matplotlib.pyplot as plt
 
         nrows, ncols = max(len(tasks), 1), max(len(sweeps), 1)
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.8 * nrows), squeeze=False)
         cells = sorted(set(f["cell"])) if not f.empty else []
         # Cells are (model, knob) levels: the knob palette (not the per-model colours).
-        styles = P.hue_styles(cells)
+        styles = plotting.hue_styles(cells)
         handles = {}
         for i, task in enumerate(tasks):
             for j, sweep in enumerate(sweeps):
@@ -297,7 +297,7 @@ def plot_source(study: dict, frame: pd.DataFrame, source: str, out_pdf: Path):
                     for k, sigma in enumerate(sigmas):
                         gs = gc if sigma is None else gc[gc["noise_sigma"] == sigma]
                         label = cell if sigma is None or len(sigmas) == 1 else f"{cell}, sigma={sigma:g}"
-                        ls = P.LINESTYLES[k % len(P.LINESTYLES)] if len(sigmas) > 1 else None
+                        ls = plotting.LINESTYLES[k % len(plotting.LINESTYLES)] if len(sigmas) > 1 else None
                         _draw_series(ax, gs, "value", styles[cell], label, ls)
                         if sweep == "trajectories":
                             _draw_series(ax, gs, "oracle_accuracy", styles[cell], None, "--")
@@ -328,7 +328,7 @@ def _finish(fig, handles: dict, title: str, notes: list[str], out_pdf: Path):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.text(0.0, -0.02, "\n".join(notes), fontsize=6.5, va="top", ha="left")
-    return P.save(fig, out_pdf)
+    return plotting.save(fig, out_pdf)
 
 
 def plot_summary(study: dict, frame: pd.DataFrame, out_pdf: Path):
@@ -336,10 +336,10 @@ def plot_summary(study: dict, frame: pd.DataFrame, out_pdf: Path):
     finished run of a task (a run named by two sources counted once), one line per task."""
     f = frame.drop_duplicates(["run_dir", "sweep", "setting"]) if not frame.empty else frame
     sweeps = _sweeps(f)
-    with P.style():
-        fig, axes = P.facet_grid(len(sweeps), sharey=False)
+    with plotting.style():
+        fig, axes = plotting.facet_grid(len(sweeps), sharey=False)
         tasks = sorted(set(f["task"])) if not f.empty else []
-        styles = P.hue_styles(tasks)
+        styles = plotting.hue_styles(tasks)
         for ax, sweep in zip(axes, sweeps):
             g = f[f["sweep"] == sweep]
             for task in tasks:
@@ -347,7 +347,7 @@ def plot_summary(study: dict, frame: pd.DataFrame, out_pdf: Path):
                 if sweep == "trajectories" and gt["noise_sigma"].nunique() > 1:
                     for k, sigma in enumerate(sorted(gt["noise_sigma"].dropna().unique())):
                         _draw_series(ax, gt[gt["noise_sigma"] == sigma], "gain_pp", styles[task],
-                                     f"{task}, sigma={sigma:g}", P.LINESTYLES[k % len(P.LINESTYLES)], 1.0)
+                                     f"{task}, sigma={sigma:g}", plotting.LINESTYLES[k % len(plotting.LINESTYLES)], 1.0)
                 else:
                     _draw_series(ax, gt, "gain_pp", styles[task], task, None, 1.0)
             ax.axhline(0.0, color="0.5", linewidth=0.8)
