@@ -25,6 +25,7 @@ import pytest
 
 from trm import config as C
 from trm import slurm as SL
+from trm import resources
 from trm import studies as S
 
 pytestmark = pytest.mark.faults
@@ -454,24 +455,24 @@ SLURM_STRINGS = ["slurm_partition", "slurm_account", "qos", "constraint", "gpu_t
 @pytest.mark.parametrize("key", SLURM_STRINGS)
 @pytest.mark.parametrize("char", ["\n", "\r", "\x00", "\x1b"], ids=["LF", "CR", "NUL", "ESC"])
 def test_bad_slurm_string(key, char):
-    refused_clearly(lambda: SL.parse_resources({key: f"a{char}#SBATCH --wrap=evil"}), key, "control character")
+    refused_clearly(lambda: resources.parse_resources({key: f"a{char}#SBATCH --wrap=evil"}), key, "control character")
 
 
 @pytest.mark.parametrize("char", ["\r", "\x00", "\x0b"], ids=["CR", "NUL", "VT"])
 def test_bad_slurm_setup_line(char):
-    refused_clearly(lambda: SL.parse_resources({"slurm_setup": f"module load x{char}evil"}), "slurm_setup")
+    refused_clearly(lambda: resources.parse_resources({"slurm_setup": f"module load x{char}evil"}), "slurm_setup")
 
 
 def test_bad_slurm_job_name():
-    refused_clearly(lambda: SL.slurm_parameters(SL.Resources(), "trm-x\n#SBATCH --wrap=evil"), "job name")
+    refused_clearly(lambda: SL.slurm_parameters(resources.Resources(), "trm-x\n#SBATCH --wrap=evil"), "job name")
 
 
 def test_bad_slurm_run_directory(tmp_path):
-    refused_clearly(lambda: SL.sbatch_script(SL.Resources(), "trm-x", tmp_path / "run\ndir"), "run directory")
+    refused_clearly(lambda: SL.sbatch_script(resources.Resources(), "trm-x", tmp_path / "run\ndir"), "run directory")
 
 
 def test_bad_slurm_resources_built_directly():
-    res = dataclasses.replace(SL.Resources(), qos="normal\n#SBATCH --x")
+    res = dataclasses.replace(resources.Resources(), qos="normal\n#SBATCH --x")
     refused_clearly(lambda: SL.slurm_parameters(res, "trm-x"), "qos")
 
 

@@ -27,6 +27,7 @@ import yaml
 from trm import config as C
 from trm import rundir
 from trm import slurm as S
+from trm import resources
 from trm.data import identity
 from trm.data.build import build_dataset
 from trm.files import atomic_save_npz, atomic_write_json, clean_temp_files
@@ -489,9 +490,9 @@ def test_held_job_is_reported_then_recorded_failed(tmp_path, monkeypatch, capsys
 
 
 def test_held_grace_is_a_validated_resource():
-    assert S.parse_resources({"held_grace_min": "2.5"}).held_grace_min == 2.5
+    assert resources.parse_resources({"held_grace_min": "2.5"}).held_grace_min == 2.5
     with pytest.raises(C.SpecError, match="held_grace_min"):
-        S.parse_resources({"held_grace_min": -1})
+        resources.parse_resources({"held_grace_min": -1})
 
 
 def test_preemption_and_timeout_are_counted_apart(tmp_path, monkeypatch):

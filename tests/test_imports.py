@@ -17,7 +17,7 @@ LAYERS = {
     # torch-free at import and imports nothing of trm: config resolves precision=auto with it.
     "shared": ("trm", "trm.config", "trm.files", "trm.rundir", "trm.retry", "trm.guard",
                "trm.train.precision"),
-    "plan": ("trm.study_scales", "trm.test_time_study", "trm.studies"),  # what to run
+    "plan": ("trm.study_scales", "trm.test_time_study", "trm.studies", "trm.resources"),  # what to run, on what
     "data": ("trm.data",),
     "model": ("trm.model", "trm.describe"),
     "train": ("trm.train",),

@@ -17,6 +17,7 @@ import yaml
 from trm import config as C
 from trm import rundir
 from trm import slurm as S
+from trm import resources
 from trm.launch import TrainJob, launch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,12 +39,12 @@ def smoke_spec(tmp_path, **over) -> Path:
 
 # ----------------------------------------------------------------- resources
 def test_resource_defaults_and_types():
-    r = S.parse_resources({"gpu": "2", "runtime": 90, "poll_s": "0.5", "slurm_partition": "gpu",
+    r = resources.parse_resources({"gpu": "2", "runtime": 90, "poll_s": "0.5", "slurm_partition": "gpu",
                            "mem_mb": None, "qos": ""})
     assert (r.gpu, r.tasks, r.runtime, r.poll_s, r.slurm_partition) == (2, 2, 90, 0.5, "gpu")
-    assert r.mem_mb == S.Resources.mem_mb and r.qos == ""
-    assert S.parse_resources({}).deadline_min() == 60 * 4 + 3 * 24 * 60
-    assert S.parse_resources({"wait_deadline_min": 5}).deadline_min() == 5
+    assert r.mem_mb == resources.Resources.mem_mb and r.qos == ""
+    assert resources.parse_resources({}).deadline_min() == 60 * 4 + 3 * 24 * 60
+    assert resources.parse_resources({"wait_deadline_min": 5}).deadline_min() == 5
 
 
 @pytest.mark.parametrize("raw, match", [
@@ -62,7 +63,7 @@ def test_resource_defaults_and_types():
 ])
 def test_bad_resources_are_rejected(raw, match):
     with pytest.raises(C.SpecError, match=match):
-        S.parse_resources(raw)
+        resources.parse_resources(raw)
 
 
 def test_bad_resource_fails_before_anything_is_submitted(tmp_path):
@@ -83,12 +84,12 @@ def test_slurm_launcher_needs_sbatch(tmp_path, monkeypatch):
 
 
 def test_extra_sbatch_options():
-    assert S.extra_parameters("--exclude=n[1-2] --reservation r --exclusive --comment 'a b'") == {
+    assert resources.extra_parameters("--exclude=n[1-2] --reservation r --exclusive --comment 'a b'") == {
         "exclude": "n[1-2]", "reservation": "r", "exclusive": True, "comment": "a b"}
 
 
 def test_sbatch_script_maps_every_resource(tmp_path):
-    res = S.parse_resources({
+    res = resources.parse_resources({
         "slurm_partition": "gpu", "slurm_account": "proj", "qos": "high", "constraint": "a100|h100",
         "gpu": 4, "gpu_type": "a100", "cpus_per_task": 8, "mem_mb": 64000, "runtime": 1440,
         "signal_delay_s": 90, "slurm_extra": "--exclude=n01", "slurm_setup": "module load cuda\nsource x # y: z",
@@ -100,9 +101,9 @@ def test_sbatch_script_maps_every_resource(tmp_path):
                  "--nodes=1"):
         assert f"#SBATCH {line}\n" in text, line
     assert "\nmodule load cuda\nsource x # y: z\n" in text
-    gres = S.sbatch_script(S.parse_resources({"gpu": 1, "gpu_flag": "gres"}), "j", tmp_path)
+    gres = S.sbatch_script(resources.parse_resources({"gpu": 1, "gpu_flag": "gres"}), "j", tmp_path)
     assert "#SBATCH --gres=gpu:1\n" in gres and "--ntasks-per-node=1" in gres
-    cpu = S.sbatch_script(S.parse_resources({"mem_mb": 0}), "j", tmp_path)
+    cpu = S.sbatch_script(resources.parse_resources({"mem_mb": 0}), "j", tmp_path)
     assert "gpus" not in cpu and "--mem" not in cpu and "--partition" not in cpu
 
 
@@ -132,15 +133,15 @@ def test_resources_merge_default_scale_task():
     cfg = {"slurm": {"partition": "gpu", "setup": ["a", "b"], "resources": {
         "default": {"gpu": 1, "mem_mb": 100, "runtime": 5},
         "paper": {"mem_mb": 200, "tasks": {"arc1": {"gpu": 4}}}}}}
-    paper_arc = S.run_resources(cfg, "paper", "arc1")
+    paper_arc = resources.run_resources(cfg, "paper", "arc1")
     assert (paper_arc["gpu"], paper_arc["mem_mb"], paper_arc["runtime"]) == (4, 200, 5)
     assert paper_arc["slurm_partition"] == "gpu" and paper_arc["slurm_setup"] == "a\nb"
-    assert S.run_resources(cfg, "paper", "sudoku")["gpu"] == 1
-    assert S.run_resources(cfg, "smoke", "sudoku")["mem_mb"] == 100
-    assert S.run_resources({}, "tiny", "sudoku")["cpus_per_task"] == 1  # no slurm block at all
+    assert resources.run_resources(cfg, "paper", "sudoku")["gpu"] == 1
+    assert resources.run_resources(cfg, "smoke", "sudoku")["mem_mb"] == 100
+    assert resources.run_resources({}, "tiny", "sudoku")["cpus_per_task"] == 1  # no slurm block at all
     shipped = cluster_config()
-    assert S.run_resources(shipped, "smoke", "sudoku")["gpu"] == 0
-    assert S.run_resources(shipped, "paper", "sudoku")["gpu"] >= 1
+    assert resources.run_resources(shipped, "smoke", "sudoku")["gpu"] == 0
+    assert resources.run_resources(shipped, "paper", "sudoku")["gpu"] >= 1
 
 
 @pytest.mark.parametrize("value", ["", "gpu", "a100|h100", "yes", "1", "--exclude=n[1-3] --x 'a b'",
@@ -148,15 +149,15 @@ def test_resources_merge_default_scale_task():
                                    'say "hi": {a: [b]}'])
 def test_string_resources_survive_shell_and_yaml(value):
     key = "slurm_setup"
-    v = S.snakemake_value({"slurm": {"setup": [value] if value else []}}, "smoke", "sudoku", key)
+    v = resources.snakemake_value({"slurm": {"setup": [value] if value else []}}, "smoke", "sudoku", key)
     argv = shlex.split(f"--resource {key}={shlex.quote(str(v))}")  # what Snakemake's :q gives
     parsed = dict([C.parse_override(argv[1])])
-    assert S.parse_resources(parsed).slurm_setup == value
+    assert resources.parse_resources(parsed).slurm_setup == value
 
 
 def test_launch_args_cover_every_key():
-    args = S.launch_args()
-    assert all(f"--resource {k}={{resources.{k}:q}}" in args for k in S.KEYS)
+    args = resources.launch_args()
+    assert all(f"--resource {k}={{resources.{k}:q}}" in args for k in resources.KEYS)
 
 
 # ----------------------------------------------------------------- the profile

@@ -354,7 +354,7 @@ def _family(task: str) -> str:
 def cost_page() -> str:
     import yaml
 
-    from trm.slurm import run_resources
+    from trm.resources import run_resources
     from trm.studies import manifest, study_paths
 
     scale = "paper"

@@ -98,7 +98,8 @@ def _export_local_distributed() -> int:
 
 def launch(spec_path: Path, run_dir: Path, launcher: str, data_dir: str | None = None,
            resources: dict | None = None) -> int:
-    from trm.slurm import JobFailed, JobLost, parse_resources, run_submitit
+    from trm.resources import parse_resources
+    from trm.slurm import JobFailed, JobLost, run_submitit
 
     if launcher not in LAUNCHERS:
         raise C.SpecError(f"unknown launcher '{launcher}' (valid: {', '.join(LAUNCHERS)})")

@@ -1,4 +1,4 @@
-from trm import slurm as TRM_SLURM
+from trm import resources as TRM_RESOURCES
 
 
 rule train:
@@ -20,9 +20,9 @@ rule train:
     threads: 0 if LAUNCHER == "slurm" else 1
     # SLURM resources per run (gpu, cpus_per_task, mem_mb, runtime, partition, ...) come
     # from the config's `slurm:` block (slurm/cluster.yaml) by scale and task; override one
-    # with e.g. --set-resources train:runtime=120. See trm/slurm.py for the vocabulary.
+    # with e.g. --set-resources train:runtime=120. See trm/resources.py for the vocabulary.
     resources:
-        **TRM_SLURM.snakemake_resources(config, SCALE),
+        **TRM_RESOURCES.snakemake_resources(config, SCALE),
         train_jobs=1,
         launcher=LAUNCHER,
     params:
@@ -39,7 +39,7 @@ rule train:
         "> {log} 2>&1 && OMP_NUM_THREADS=1 python -m trm launch "
         "--spec $(dirname {output})/spec.yaml --data {input.data} "
         "--out $(dirname {output}) --launcher {resources.launcher} "
-        + TRM_SLURM.launch_args()
+        + TRM_RESOURCES.launch_args()
         + " >> {log} 2>&1; rc=$?; python -m trm.progress $(dirname {output}); exit $rc"
 
 
