@@ -91,9 +91,12 @@ def _planned(fn):
     return fn
 
 
+# One run's directory (the manifest's run_dir); the names of its files are trm/rundir.py's.
+RUN_DIR_PATTERN = "results/runs/{task}/{model}/{sig}/seed{seed}"
+
+
 def _run(wildcards):
-    key = f"results/runs/{wildcards.task}/{wildcards.model}/{wildcards.sig}/seed{wildcards.seed}"
-    return RUN_BY_DIR[key]
+    return RUN_BY_DIR[RUN_DIR_PATTERN.format(**wildcards)]
 
 
 def run_spec(wildcards):

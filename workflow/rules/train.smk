@@ -1,4 +1,5 @@
 from trm import resources as TRM_RESOURCES
+from trm import rundir as TRM_RUNDIR
 
 
 rule train:
@@ -7,9 +8,9 @@ rule train:
     input:
         data=ancient(run_data_dir),
     output:
-        "results/runs/{task}/{model}/{sig}/seed{seed}/metrics.json",
+        f"{RUN_DIR_PATTERN}/{TRM_RUNDIR.METRICS}",
     log:
-        "results/runs/{task}/{model}/{sig}/seed{seed}/launcher.log",
+        f"{RUN_DIR_PATTERN}/{TRM_RUNDIR.LAUNCHER_LOG}",
     # The runs of the config's first_studies start first (common.smk, RUN_PRIORITY).
     priority: run_priority
     conda:
@@ -35,9 +36,10 @@ rule train:
     # write-spec validates the spec and writes spec.yaml atomically (what the launcher, a
     # SLURM job and the results read); only then does the launcher start.
     shell:
-        "python -m trm write-spec --json {params.spec:q} --out $(dirname {output})/spec.yaml "
+        "python -m trm write-spec --json {params.spec:q} "
+        f"--out $(dirname {{output}})/{TRM_RUNDIR.SPEC} "
         "> {log} 2>&1 && OMP_NUM_THREADS=1 python -m trm launch "
-        "--spec $(dirname {output})/spec.yaml --data {input.data} "
+        f"--spec $(dirname {{output}})/{TRM_RUNDIR.SPEC} --data {{input.data}} "
         "--out $(dirname {output}) --launcher {resources.launcher} "
         + TRM_RESOURCES.launch_args()
         + " >> {log} 2>&1; rc=$?; python -m trm.progress $(dirname {output}); exit $rc"
