@@ -1,6 +1,6 @@
 """Evaluation: ARC voting and both pass@K scorings, Maze valid-and-optimal paths, sharded
-evaluation, the fixed periodic subsample, the test-time depth sweep, GPU speed paths on CPU,
-optional logging extras."""
+evaluation, the fixed periodic subsample, `trm eval` (the test-time evaluator), GPU speed
+paths on CPU, optional logging extras."""
 
 import json
 import warnings
@@ -18,7 +18,7 @@ from trm.data.dihedral import dihedral
 from trm.train import arc_eval, logging_extras, loop, maze_eval
 from trm.train import checkpoint as ckpt
 from trm.train.evaluate import eval_indices, evaluate, halting_stats
-from trm.train.evaluate_run import evaluate_run
+from trm.train.test_time import evaluate_run
 
 SIDE = 6  # small ARC canvases: the code reads any square canvas
 
@@ -374,36 +374,43 @@ def smoke_run(tmp_path_factory):
     return spec, root / "run", root / "data", metrics
 
 
-def test_depth_sweep_reproduces_training_metrics_and_writes_grid(smoke_run, capsys):
+def test_trm_eval_reproduces_training_metrics_and_writes_a_test_time_record(smoke_run, capsys):
     spec, run_dir, data, metrics = smoke_run
     assert spec.model.n_cycles == 1 and spec.model.n_latent_steps == 1 and spec.train.ema
     rc = cli_main(["eval", "--run", str(run_dir), "--n-supervision", "4", "6",
                    "--n-cycles", "2", "--n-latent-steps", "2"])
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
-    out = json.loads((run_dir / "test_time_depth.json").read_text())
+    out = json.loads((run_dir / "test_time" / "eval.json").read_text())
     assert printed == out
-    assert out["weights"] == "ema" and out["checkpoint_step"] == 30 and out["finished"]
+    assert out["status"] == "ok" and out["study"] == "eval" and out["run_status"] == "ok"
+    assert out["weights"] == "ema" and out["checkpoint_step"] == 30
     assert out["trained"] == {"n_cycles": 1, "n_latent_steps": 1, "n_supervision": 2,
                               "n_supervision_eval": 2}
-    assert out["n_test"] == metrics["n_test"]
-    grid = {(r["n_cycles"], r["n_latent_steps"], r["n_supervision"]): r for r in out["grid"]}
+    assert out["n_test"] == out["n_test_split"] == metrics["n_test"]
+    assert out["halting"] == metrics["halting"]
+    assert out["per_step_exact_accuracy"][:2] == metrics["per_step"]["exact_accuracy"][:2]
+    by_k = {r["n_supervision"]: r for r in out["rows"] if r["sweep"] == "n_supervision"}
+    assert sorted(by_k) == [2, 4, 6] and [by_k[k]["multiplier"] for k in (2, 4, 6)] == [1, 2, 3]
+    grid = {(r["n_cycles"], r["n_latent_steps"], r["n_supervision"]): r
+            for r in out["rows"] if r["sweep"] == "depth"}
     assert set(grid) == {(t, n, k) for t in (1, 2) for n in (1, 2) for k in (2, 4, 6)}
-    trained = grid[(1, 1, 2)]
-    assert trained["exact_accuracy"] == metrics["exact_accuracy"]  # exactly, not approximately
-    assert trained["cell_accuracy"] == metrics["cell_accuracy"]
-    assert trained["halting"] == metrics["halting"]
+    for trained in (grid[(1, 1, 2)], by_k[2]):
+        assert trained["exact_accuracy"] == metrics["exact_accuracy"]  # exactly, not approximately
+        assert trained["cell_accuracy"] == metrics["cell_accuracy"]
     for entry in metrics["test_time"]:
-        row = grid[(1, 1, entry["n_supervision"])]
-        assert row["exact_accuracy"] == entry["exact_accuracy"]
-        assert row["cell_accuracy"] == entry["cell_accuracy"]
+        for row in (grid[(1, 1, entry["n_supervision"])], by_k[entry["n_supervision"]]):
+            assert row["exact_accuracy"] == entry["exact_accuracy"]
+            assert row["cell_accuracy"] == entry["cell_accuracy"]
     deeper = grid[(2, 2, 6)]
     assert deeper["depth_per_step"] == 2 * 3 * spec.model.layers
-    assert deeper["total_depth"] == 6 * deeper["depth_per_step"]
-    for r in out["grid"]:
+    for r in [*by_k.values(), *grid.values()]:
         assert 0.0 <= r["exact_accuracy"] <= r["cell_accuracy"] <= 1.0
-        assert set(r["halting"]) >= {"mean_first_halt_step", "frac_halted_by_last_step",
-                                     "exact_accuracy_at_halt", "q_halt_accuracy"}
+    # The study's default trajectories sweep: one noiseless trajectory is plain evaluation.
+    (plain,) = [r for r in out["rows"] if r["sweep"] == "trajectories"]
+    assert plain["trajectories"] == 1 and plain["exact_accuracy"] == metrics["exact_accuracy"]
+    assert set(out["halting"]) >= {"mean_first_halt_step", "frac_halted_by_last_step",
+                                   "exact_accuracy_at_halt", "q_halt_accuracy"}
 
 
 def test_bf16_autocast_and_compile_paths_run_on_cpu(smoke_run, tmp_path, monkeypatch):
@@ -533,12 +540,15 @@ def test_arc_run_reports_pass_at_k_with_the_voting_protocol(arc_data, tmp_path, 
     assert any("eval_pass@2" in r for r in log)
     state = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=True)
     assert (state["arc_votes"] is not None) == aggregated
-    sweep = evaluate_run(tmp_path / "run", n_supervision=[3], verbose=False)
+    sweep = evaluate_run(tmp_path / "run", n_supervision=[3], arc_votes=[1, 2], verbose=False)
     assert sweep["arc_voting"] == "per_checkpoint"
-    row = next(r for r in sweep["grid"] if r["n_supervision"] == 2)
+    row = next(r for r in sweep["rows"] if r["sweep"] == "n_supervision" and r["n_supervision"] == 2)
     assert row["exact_accuracy"] == m["exact_accuracy"]
     if not aggregated:
-        assert row["pass@2"] == m["pass@2"] and row["arc"]["per_test_input"] == arc["per_test_input"]
+        voted = {r["votes"]: r for r in sweep["rows"] if r["sweep"] == "arc_votes"}
+        assert voted[2]["augmentations_voted_mean"] == 2  # both variants: the run's own voting
+        for key in ("pass@1", "pass@2", "pass@2_per_input"):
+            assert voted[2][key] == m[key]
         return
     # The accumulated votes live in the checkpoint: resuming after the step-3 eval and
     # checkpoint ends with the same aggregated result as the uninterrupted run.

@@ -114,10 +114,10 @@ def cmd_train(a) -> int:
 
 
 def cmd_eval(a) -> int:
-    from trm.train.evaluate_run import evaluate_run
+    from trm.train.test_time import evaluate_run
 
     out = evaluate_run(Path(a.run), n_supervision=a.n_supervision, n_cycles=a.n_cycles,
-                       n_latent_steps=a.n_latent_steps, data_dir=a.data)
+                       n_latent_steps=a.n_latent_steps, arc_votes=a.arc_votes, data_dir=a.data)
     print(json.dumps(out, indent=2))
     return 0
 
@@ -424,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n-supervision", type=int, nargs="*", default=[], help="supervision steps to try")
     sp.add_argument("--n-cycles", type=int, nargs="*", default=[], help="cycles T to try")
     sp.add_argument("--n-latent-steps", type=int, nargs="*", default=[], help="latent steps n to try")
+    sp.add_argument("--arc-votes", type=int, nargs="*", default=[],
+                    help="ARC: augmented variants voted per test input, to try")
     sp.set_defaults(fn=cmd_eval)
 
     sp = sub.add_parser("launch", help="train through a launcher (used by Snakemake)")

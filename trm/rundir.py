@@ -23,8 +23,9 @@ Paths are relative to the run directory:
   submitit/job_id            the SLURM job id of record (re-attachment)
   submitit/submissions.log   every submission, attachment and delivery of this run
   submitit/outcome.json      the job's metrics again, for recovery (JSON: never a pickle)
-  test_time_depth.json     `trm eval`'s depth sweep (trm/train/evaluate_run.py)
-  test_time/<study>.json   one test-time study's record (trm/test_time_study.py)
+  test_time/<study>.json   one test-time study's record (trm/test_time_study.py plans it,
+                           trm/train/test_time.py writes it)
+  test_time/eval.json      `trm eval`'s record, in the same format (trm/train/test_time.py)
   tensorboard/             TRM_TENSORBOARD's event files (trm/train/logging_extras.py)
 """
 
@@ -58,7 +59,6 @@ SUBMITIT = "submitit"
 JOB_ID = "submitit/job_id"
 SUBMISSIONS = "submitit/submissions.log"
 OUTCOME = "submitit/outcome.json"
-TEST_TIME_DEPTH = "test_time_depth.json"
 TEST_TIME = "test_time"
 TENSORBOARD = "tensorboard"
 

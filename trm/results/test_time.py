@@ -1,5 +1,7 @@
-"""Tables and figures of a test-time study (kind test_time, trm/test_time_study.py), from the
-per-run records that trm/train/test_time.py writes (RUN_DIR/test_time/<study>.json).
+"""Tables and figures of a test-time study: the reporting layer of the test-time feature,
+after planning (trm/test_time_study.py: kind test_time, its settings and source runs) and
+evaluating (trm/train/test_time.py, which writes the per-run records RUN_DIR/test_time/<study>.json
+read here; `trm eval` writes the same format to RUN_DIR/test_time/eval.json).
 
     frame = collect(study)                     # one row per (source study, run, setting)
     write_tables(study, frame, out_dir)        # <name>.csv (per cell and setting), <name>_runs.csv, <name>.md

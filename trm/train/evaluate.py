@@ -1,9 +1,12 @@
 """Evaluation as both official codes do it: every test example runs all supervision steps
 (halting is never used to stop at test time), and accuracy is read after each step.
 
-Reading accuracy after steps beyond training's N_sup is the test-time depth sweep: the
-same trained weights, more recursion at inference (trm.train.evaluate_run also varies the
-cycles T and latent steps n).
+Every test-time path reads accuracy after K supervision steps the same way: ONE evaluation
+of max(K) steps (`evaluate_steps`), read after each step (`accuracy_at`, `eval_record_at`).
+The trainer's final evaluation at eval.n_supervision and eval.extra_n_supervision, the
+test-time study's N_sup and depth sweeps and `trm eval` (both trm/train/test_time.py) go
+through it; it lives here, below the trainer, because the test-time evaluator opens trained
+runs with the trainer's device set-up.
 
     ev = evaluate(model, split, n_steps, batch_size, device, indices=..., scorers=[...], comm=...)
     ev["exact_accuracy"][k - 1]    # headline: all non-ignored tokens right, after k steps
@@ -167,6 +170,40 @@ def evaluate(
         "scorers": {s.name: s.finalize([r["scorers"][i] for r in records])
                     for i, s in enumerate(scorers)},
     }
+
+
+def evaluate_steps(model: torch.nn.Module, split: PuzzleSplit, ks, batch_size: int,
+                   device: torch.device, **kw) -> dict:
+    """The test-time evaluator: ONE evaluation of max(ks) supervision steps (evaluate's
+    keywords pass through), whose numbers after each k in ks are read with accuracy_at or
+    eval_record_at. Reading k from a longer evaluation gives the same numbers as stopping at
+    k: a step never depends on the steps after it."""
+    return evaluate(model, split, max(ks), batch_size, device, **kw)
+
+
+def accuracy_at(ev: dict, k: int) -> dict:
+    """Exact and token accuracy after k supervision steps."""
+    return {"exact_accuracy": ev["exact_accuracy"][k - 1], "cell_accuracy": ev["cell_accuracy"][k - 1]}
+
+
+def task_metrics_at(ev: dict, k: int) -> dict:
+    """Task-specific scalars after k supervision steps: Maze valid-and-optimal rate; ARC
+    pass@K under both scorings ('pass@K' = task all-or-nothing as HRM, 'pass@K_per_input' =
+    per-test-input fraction as TRM) when step k was voted."""
+    out = {}
+    maze = ev["scorers"].get("maze")
+    if maze is not None:
+        out["valid_optimal_accuracy"] = maze["valid_optimal_accuracy"][k - 1]
+    arc = ev["scorers"].get("arc")
+    if arc is not None and k in arc:
+        out.update(arc[k]["task_all_or_nothing"])
+        out.update({f"{name}_per_input": v for name, v in arc[k]["per_test_input"].items()})
+    return out
+
+
+def eval_record_at(ev: dict, k: int) -> dict:
+    """One entry of metrics.json's test_time list: every accuracy after k supervision steps."""
+    return {"n_supervision": k, **accuracy_at(ev, k), **task_metrics_at(ev, k)}
 
 
 # --------------------------------------------------------------------------------------

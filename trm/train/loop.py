@@ -41,7 +41,8 @@ from trm.train import distributed
 from trm.train import losses
 from trm.train import precision
 from trm.train.ema import EMA
-from trm.train.evaluate import autocast, build_scorers, eval_indices, evaluate, example_puzzle_ids
+from trm.train.evaluate import (autocast, build_scorers, eval_indices, eval_record_at, evaluate_steps,
+                                example_puzzle_ids, task_metrics_at)
 from trm.train.optim import build_optimizers, set_lr
 from trm.train.sampler import GroupSampler
 
@@ -454,7 +455,6 @@ class Trainer:
         """All ranks take part. periodic=True: the fixed subsample (eval.max_examples);
         otherwise the whole test split. EMA weights when the run uses EMA."""
         ev = self.spec.eval
-        n_steps = max(self.eval_ks)
         ctx = self.ema.applied(self.model) if self.ema else _nullcontext()
         # Always at the model's own depth: a periodic evaluation mid-curriculum measures the
         # model that is being trained, not the stage's shallower recursion.
@@ -464,10 +464,10 @@ class Trainer:
             self.model.set_depth(m.n_latent_steps, m.n_cycles)
         try:
             with ctx:
-                out = evaluate(self.model, self.test_split, n_steps, ev.batch_size, self.device,
-                               indices=self.periodic_indices if periodic else None,
-                               scorers=self.scorers(), comm=self.comm, bf16=self.bf16,
-                               halting_at=self.n_sup_eval)
+                out = evaluate_steps(self.model, self.test_split, self.eval_ks, ev.batch_size,
+                                     self.device, indices=self.periodic_indices if periodic else None,
+                                     scorers=self.scorers(), comm=self.comm, bf16=self.bf16,
+                                     halting_at=self.n_sup_eval)
         finally:
             if m.arch == "recursive":
                 self.model.set_depth(*training_depth)
@@ -592,27 +592,6 @@ def _eval_summary(ev: dict, k: int) -> dict:
     for key, value in task_metrics_at(ev, k).items():
         out[f"eval_{key}"] = value
     return out
-
-
-def task_metrics_at(ev: dict, k: int) -> dict:
-    """Task-specific scalars after k supervision steps: Maze valid-and-optimal rate; ARC
-    pass@K under both scorings ('pass@K' = task all-or-nothing as HRM, 'pass@K_per_input' =
-    per-test-input fraction as TRM) when step k was voted."""
-    out = {}
-    maze = ev["scorers"].get("maze")
-    if maze is not None:
-        out["valid_optimal_accuracy"] = maze["valid_optimal_accuracy"][k - 1]
-    arc = ev["scorers"].get("arc")
-    if arc is not None and k in arc:
-        out.update(arc[k]["task_all_or_nothing"])
-        out.update({f"{name}_per_input": v for name, v in arc[k]["per_test_input"].items()})
-    return out
-
-
-def eval_record_at(ev: dict, k: int) -> dict:
-    """One row of a depth table: accuracies after k supervision steps."""
-    return {"n_supervision": k, "exact_accuracy": ev["exact_accuracy"][k - 1],
-            "cell_accuracy": ev["cell_accuracy"][k - 1], **task_metrics_at(ev, k)}
 
 
 def _metrics(spec: C.RunSpec, trainer: Trainer, status: str, diverged_at, error) -> dict:

@@ -1,6 +1,14 @@
-"""Test-time compute on one trained run, every setting in one process (no retraining):
+"""Test-time compute on one trained run, every setting in one process (no retraining): the
+evaluating layer of the test-time feature, between planning (trm/test_time_study.py: the
+settings vocabulary and which runs a study evaluates) and reporting (trm/results/test_time.py:
+tables and figures from the records written here).
 
     python -m trm.train.test_time --run RUN_DIR --study test_time --settings JSON --out PATH
+    python -m trm eval --run RUN_DIR --n-supervision 8 16 --n-cycles 3 4    # evaluate_run
+
+Every path that evaluates at more supervision steps reads them from one evaluation of the
+most steps (trm.train.evaluate.evaluate_steps): these sweeps, `trm eval`, and the trainer's
+own final evaluation at eval.extra_n_supervision (metrics.json's test_time list).
 
 The same weights (EMA when the run trained with EMA, as its own final evaluation) run on a
 fixed seeded subsample of the test split (`max_examples` examples, whole groups, so that
@@ -28,8 +36,10 @@ The noise comes from a torch.Generator seeded by (noise_seed, sigma) and drawn b
 in a fixed order: a rerun with the same settings and batch size gives the same numbers.
 
 Writes `out` atomically: {"status": "ok"|<the run's status>|"missing"|"error", ..., "rows":
-[{sweep, <setting columns>, exact_accuracy, ..., test_flops_per_puzzle}], "time_s": {...}}.
-A run that did not finish is recorded with its status and no rows (the table shows it).
+[{sweep, <setting columns>, exact_accuracy, ..., test_flops_per_puzzle}], "halting",
+"time_s": {...}}. A run that did not finish is recorded with its status and no rows (the
+table shows it). `trm eval` writes the same record to RUN_DIR/test_time/eval.json, with its
+step counts and depths as absolute grids (evaluate_run).
 """
 
 from __future__ import annotations
@@ -50,7 +60,13 @@ from trm import config as C
 from trm import rundir
 from trm.files import atomic_write_json
 from trm.train.arc_eval import ArcScorer, VoteTable, score
-from trm.train.evaluate import autocast, eval_indices, evaluate, example_puzzle_ids, ignore_label_id
+from trm.data.dataset import load_split
+from trm.model import build_model
+from trm.train import checkpoint as ckpt
+from trm.train import precision
+from trm.train.evaluate import (accuracy_at, autocast, eval_indices, evaluate_steps, example_puzzle_ids,
+                                halting_stats, ignore_label_id)
+from trm.train.loop import configure_backends, pick_device
 
 SWEEPS = ("n_supervision", "depth", "trajectories", "arc_votes")
 
@@ -168,7 +184,82 @@ class ArcVoteSubsetScorer(ArcScorer):
 
 
 # --------------------------------------------------------------------------------------
-# One run
+# Opening a trained run
+# --------------------------------------------------------------------------------------
+
+
+def find_data_dir(run_dir: Path, spec: C.RunSpec, data_dir) -> Path:
+    """The run's dataset: `data_dir` when given, else the one run_info.json recorded, else
+    the default location of the spec's data."""
+    if data_dir is not None:
+        return Path(data_dir)
+    info = run_dir / rundir.RUN_INFO
+    if info.is_file():
+        recorded = json.loads(info.read_text()).get("data_dir")
+        if recorded and (Path(recorded) / "test" / "dataset.json").is_file():
+            return Path(recorded)
+    from trm.data.resolve import default_data_dir
+
+    fallback = default_data_dir(spec)
+    if (fallback / "test" / "dataset.json").is_file():
+        return fallback
+    raise FileNotFoundError(f"{run_dir}: cannot find the run's dataset (run_info.json data_dir, "
+                            f"{fallback}); name it with --data DIR (data_dir= from Python)")
+
+
+def load_weights(model: torch.nn.Module, state: dict, use_ema: bool) -> None:
+    """The checkpoint's weights into `model`; with use_ema its EMA shadow (what the run's
+    own final evaluation used)."""
+    model.load_state_dict(state["model"])
+    if use_ema:
+        shadow = state["ema"]["shadow"]
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name in shadow:
+                    p.copy_(shadow[name])
+
+
+@dataclasses.dataclass
+class TrainedRun:
+    """A finished (or checkpointed) run opened for evaluation, with every identity check
+    training makes: its spec, checkpoint state, dataset and test split, and the device."""
+    run_dir: Path
+    spec: C.RunSpec
+    state: dict
+    data_dir: Path
+    test: object  # PuzzleSplit
+    device: torch.device
+
+
+def open_trained_run(run_dir, data_dir=None, device=None) -> TrainedRun:
+    """Load a run's spec and checkpoint and its test split, refusing weights or data that are
+    not this run's; configures the backends (determinism, threads, precision) as training."""
+    run_dir = Path(run_dir)
+    spec = C.load_spec(run_dir / rundir.SPEC)
+    state = ckpt.load(run_dir / rundir.CHECKPOINTS)
+    if state is None:
+        raise FileNotFoundError(f"{run_dir / rundir.LATEST_CHECKPOINT}: no checkpoint to evaluate")
+    # The weights must be this run's (its spec.yaml), not a checkpoint copied from another.
+    ckpt.check_identity(state, {"sig": C.signature(spec), "seed": spec.train.seed},
+                        run_dir / rundir.LATEST_CHECKPOINT)
+    data_dir = find_data_dir(run_dir, spec, data_dir)
+    # The same identity checks as training: arrays match their content hash, built for this
+    # run's data spec (an external dataset passes; its hash was recorded at training).
+    from trm.data import identity
+
+    identity.check_spec(data_dir, spec.data)
+    identity.verify_content(data_dir)
+    test = load_split(data_dir, "test")
+    t = spec.train
+    dev = torch.device(device) if device is not None else pick_device(t)
+    configure_backends(t, dev)
+    precision.check_supported(t.precision, dev.type)
+    torch.set_num_threads(t.threads)
+    return TrainedRun(run_dir, spec, state, data_dir, test, dev)
+
+
+# --------------------------------------------------------------------------------------
+# One run: the evaluator
 # --------------------------------------------------------------------------------------
 
 
@@ -192,13 +283,19 @@ def _source_status(run_dir: Path) -> str:
         return "missing"
 
 
-def run_test_time(run_dir, settings: dict, *, data_dir=None, device=None,
-                  verbose: bool = True) -> dict:
-    """All sweeps of `settings` (trm.test_time_study.check_settings) on one trained run.
-    Returns the record (status "ok"); raises if the run cannot be evaluated."""
-    from trm.model import build_model
-    from trm.train.evaluate_run import load_weights, open_trained_run
+def _multiplier(k: int, k_eval: int):
+    """k as a multiple of K: a whole number for a study's steps, a fraction where `trm eval`
+    asks for a step count K does not divide."""
+    return k // k_eval if k % k_eval == 0 else k / k_eval
 
+
+def run_test_time(run_dir, settings: dict, *, n_supervision=None, depth_n_supervision=None,
+                  data_dir=None, device=None, verbose: bool = True) -> dict:
+    """All sweeps of `settings` (trm.test_time_study.check_settings) on one trained run.
+    n_supervision: the N_sup sweep's step counts (default: the multipliers x the run's
+    evaluation N_sup K); depth_n_supervision: the step counts every depth is read at
+    (default: K). `trm eval` names both. Returns the record (status "ok"); raises if the run
+    cannot be evaluated."""
     t_start, cpu_start = time.perf_counter(), time.process_time()
     run = open_trained_run(run_dir, data_dir, device)
     run_dir, spec, state, data_dir, test, dev = (run.run_dir, run.spec, run.state, run.data_dir,
@@ -216,6 +313,8 @@ def run_test_time(run_dir, settings: dict, *, data_dir=None, device=None,
     indices = eval_indices(test, int(settings["max_examples"]), spec.data.seed)
     bs = spec.eval.batch_size
     k_eval = spec.eval.n_supervision or m.n_supervision
+    nsup_ks = sorted(n_supervision or [mult * k_eval for mult in settings["n_supervision_multipliers"]])
+    depth_ks = sorted(depth_n_supervision or [k_eval])
     is_arc = spec.data.task in ("arc1", "arc2")
     recursive = m.arch == "recursive"
     flops = _flops_hook()
@@ -227,24 +326,21 @@ def run_test_time(run_dir, settings: dict, *, data_dir=None, device=None,
 
     rows, times = [], {}
 
-    # ---- N_sup: one evaluation of max(m) x K steps, read after each step
+    # ---- N_sup: one evaluation of the most steps, read after each step
     t0 = time.perf_counter()
-    multipliers = settings["n_supervision_multipliers"]
-    n_steps = max(multipliers) * k_eval
+    plain_ks = sorted({*nsup_ks, *depth_ks})  # the trained depth's row reads this evaluation too
     scorers = []
     if is_arc and settings["arc_votes"]:
         names = json.loads((Path(data_dir) / "identifiers.json").read_text())
         scorers = [ArcVoteSubsetScorer(names, test, k_eval, settings["arc_votes"])]
     if verbose:
-        print(f"test-time: {run_dir}: {len(indices)} examples, N_sup up to {n_steps}", file=sys.stderr)
-    plain = evaluate(model, test, n_steps, bs, dev, indices=indices, scorers=scorers, bf16=bf16)
-    for mult in multipliers:
-        k = mult * k_eval
-        rows.append({"sweep": "n_supervision", "multiplier": mult, "n_supervision": k,
+        print(f"test-time: {run_dir}: {len(indices)} examples, N_sup up to {max(plain_ks)}",
+              file=sys.stderr)
+    plain = evaluate_steps(model, test, plain_ks, bs, dev, indices=indices, scorers=scorers, bf16=bf16)
+    for k in nsup_ks:
+        rows.append({"sweep": "n_supervision", "multiplier": _multiplier(k, k_eval), "n_supervision": k,
                      "n_latent_steps": model.n_latent_steps, "n_cycles": model.n_cycles,
-                     "exact_accuracy": plain["exact_accuracy"][k - 1],
-                     "cell_accuracy": plain["cell_accuracy"][k - 1],
-                     "test_flops_per_puzzle": test_flops(k)})
+                     **accuracy_at(plain, k), "test_flops_per_puzzle": test_flops(k)})
     times["n_supervision"] = time.perf_counter() - t0
 
     # ---- ARC votes (from the same evaluation, at K steps)
@@ -258,15 +354,16 @@ def run_test_time(run_dir, settings: dict, *, data_dir=None, device=None,
                          "test_flops_per_puzzle": (None if flops is None else
                                                    test_flops(k_eval) * int(round(sc["augmentations_voted"]["mean"])))})
 
-    # ---- depth: other (n, T) at K steps
+    # ---- depth: other (n, T), one evaluation each, read at every step count of depth_ks
     t0 = time.perf_counter()
     trained_depth = (model.n_latent_steps, model.n_cycles)
     for d in settings["depths"]:
         n, T = d["n_latent_steps"], d["n_cycles"]
-        row = {"sweep": "depth", "n_latent_steps": n, "n_cycles": T, "n_supervision": k_eval,
-               "depth_per_step": C.effective_depth(dataclasses.replace(m, n_latent_steps=n, n_cycles=T))}
+        depth_rows = [{"sweep": "depth", "n_latent_steps": n, "n_cycles": T, "n_supervision": k,
+                       "depth_per_step": C.effective_depth(dataclasses.replace(m, n_latent_steps=n, n_cycles=T))}
+                      for k in depth_ks]
         if not recursive:
-            rows.append(row | {"error": f"arch {m.arch} has no recursion depth"})
+            rows += [row | {"error": f"arch {m.arch} has no recursion depth"} for row in depth_rows]
             continue
         if (n, T) == trained_depth:
             ev = plain
@@ -274,13 +371,12 @@ def run_test_time(run_dir, settings: dict, *, data_dir=None, device=None,
             try:
                 model.set_depth(n, T)
             except ValueError as e:  # e.g. multi_scale_z carries fewer z's than n
-                rows.append(row | {"error": str(e)})
+                rows += [row | {"error": str(e)} for row in depth_rows]
                 continue
-            ev = evaluate(model, test, k_eval, bs, dev, indices=indices, bf16=bf16)
+            ev = evaluate_steps(model, test, depth_ks, bs, dev, indices=indices, bf16=bf16)
             model.set_depth(*trained_depth)
-        rows.append(row | {"exact_accuracy": ev["exact_accuracy"][k_eval - 1],
-                           "cell_accuracy": ev["cell_accuracy"][k_eval - 1],
-                           "test_flops_per_puzzle": test_flops(k_eval, n, T)})
+        rows += [row | accuracy_at(ev, row["n_supervision"])
+                 | {"test_flops_per_puzzle": test_flops(row["n_supervision"], n, T)} for row in depth_rows]
     times["depth"] = time.perf_counter() - t0
 
     # ---- noisy parallel trajectories, selected by the halting head
@@ -316,9 +412,15 @@ def run_test_time(run_dir, settings: dict, *, data_dir=None, device=None,
         "n_test_split": int(test.num_examples),
         "trained": {"n_latent_steps": m.n_latent_steps, "n_cycles": m.n_cycles,
                     "n_supervision": m.n_supervision, "n_supervision_eval": k_eval},
+        # metrics.json's status: `trm eval` also evaluates the checkpoint of an unfinished run.
+        "run_status": _source_status(run_dir),
+        # ARC: the arc_votes sweep votes within this one evaluation.
+        "arc_voting": "per_checkpoint" if is_arc else None,
         "settings": settings,
         # Accuracy after every step of the N_sup sweep (the figure draws the whole curve).
         "per_step_exact_accuracy": plain["exact_accuracy"],
+        # The halting head at the run's evaluation N_sup (metrics.json's "halting").
+        "halting": halting_stats(plain["correct"], plain["halted"], k_eval),
         # The same sweep per instance-difficulty bin, where the dataset records difficulty
         # (bins of this subsample; trm.train.evaluate.difficulty_record).
         **{key: plain[key] for key in ("by_difficulty", "by_cell_difficulty") if key in plain},
@@ -343,6 +445,41 @@ def write_test_time(run_dir, study: str, settings: dict, out, **kw) -> dict:
             traceback.print_exc()
             record = base | {"status": "error", "error": f"{type(e).__name__}: {e}"}
     atomic_write_json(Path(out), record)
+    return record
+
+
+# `trm eval` writes its record where a test-time study named "eval" would.
+EVAL_RECORD = "eval"
+
+
+def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), arc_votes=(), *,
+                 data_dir=None, device=None, verbose: bool = True) -> dict:
+    """`python -m trm eval`: the whole test split on the grid n_cycles (T) x n_latent_steps (n)
+    x n_supervision (K), through run_test_time, so the record has the test-time study's
+    format. The trained K (and, when T or n is asked for, the trained (n, T)) is always in
+    the grid: those rows reproduce metrics.json (same weights, examples, batch size and
+    device type). Rows: sweep n_supervision, every K at the trained depth; sweep depth, every
+    (n, T) of the grid at every K (none when neither T nor n is asked for); sweep
+    arc_votes (ARC, with arc_votes). Writes RUN_DIR/test_time/eval.json atomically."""
+    run_dir = Path(run_dir)
+    spec = C.load_spec(run_dir / rundir.SPEC)
+    m = spec.model
+    k_eval = spec.eval.n_supervision or m.n_supervision
+    ks = sorted({k_eval, *(int(k) for k in n_supervision)})
+    ts = sorted({m.n_cycles, *(int(x) for x in n_cycles)})
+    ns = sorted({m.n_latent_steps, *(int(x) for x in n_latent_steps)})
+    if min(ks + ts + ns) <= 0:
+        raise C.SpecError("n_supervision, n_cycles and n_latent_steps must all be > 0")
+    from trm.test_time_study import check_settings, result_path
+
+    depths = ([{"n_latent_steps": n, "n_cycles": t} for n in ns for t in ts]
+              if n_cycles or n_latent_steps else [])
+    settings = check_settings("trm eval", {"max_examples": 0, "depths": depths,
+                                           "arc_votes": sorted({int(v) for v in arc_votes})})
+    record = {"study": EVAL_RECORD, "run_dir": str(run_dir)} | run_test_time(
+        run_dir, settings, n_supervision=ks, depth_n_supervision=ks, data_dir=data_dir,
+        device=device, verbose=verbose)
+    atomic_write_json(Path(result_path(str(run_dir), EVAL_RECORD)), record)
     return record
 
 
