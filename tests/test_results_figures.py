@@ -104,6 +104,13 @@ def test_figure_kind_title_and_spec_key_axes(example, tmp_path, texts):
         figures.plot_study(dict(study, figure={"kind": "violin"}), runs, tmp_path / "x.pdf")
 
 
+def test_every_figure_kind_a_study_may_name_has_a_drawing_function():
+    from trm.studies import FIGURE_KINDS
+
+    assert set(figures.KINDS) == set(FIGURE_KINDS)
+    assert all(callable(draw) for draw in figures.KINDS.values())
+
+
 # --------------------------------------------------------------------------------------
 # Colours, series and intervals that cannot mislead
 # --------------------------------------------------------------------------------------
