@@ -24,7 +24,7 @@ Paths are relative to the run directory:
   submitit/submissions.log   every submission, attachment and delivery of this run
   submitit/outcome.json      the job's metrics again, for recovery (JSON: never a pickle)
   test_time_depth.json     `trm eval`'s depth sweep (trm/train/evaluate_run.py)
-  test_time/<study>.json   one test-time study's record (trm/test_time_study.py)
+  test_time/<study>.json   one test-time study's record (trm/studies/test_time.py)
   tensorboard/             TRM_TENSORBOARD's event files (trm/train/logging_extras.py)
 """
 

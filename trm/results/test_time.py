@@ -1,4 +1,4 @@
-"""Tables and figures of a test-time study (kind test_time, trm/test_time_study.py), from the
+"""Tables and figures of a test-time study (kind test_time, trm/studies/test_time.py), from the
 per-run records that trm/train/test_time.py writes (RUN_DIR/test_time/<study>.json).
 
     frame = collect(study)                     # one row per (source study, run, setting)
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from trm.results import plotting
-from trm.test_time_study import result_path
+from trm.studies.test_time import result_path
 
 SWEEP_TITLES = {
     "n_supervision": "Supervision steps at test\n(multiple of the trained N_sup)",

@@ -194,7 +194,7 @@ def _source_status(run_dir: Path) -> str:
 
 def run_test_time(run_dir, settings: dict, *, data_dir=None, device=None,
                   verbose: bool = True) -> dict:
-    """All sweeps of `settings` (trm.test_time_study.check_settings) on one trained run.
+    """All sweeps of `settings` (trm.studies.test_time.check_settings) on one trained run.
     Returns the record (status "ok"); raises if the run cannot be evaluated."""
     from trm.model import build_model
     from trm.train.evaluate_run import load_weights, open_trained_run
@@ -354,7 +354,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="where the JSON record goes")
     p.add_argument("--device", default=None)
     a = p.parse_args(argv)
-    from trm.test_time_study import check_settings
+    from trm.studies.test_time import check_settings
 
     settings = check_settings("--settings", json.loads(a.settings))
     record = write_test_time(a.run, a.study, settings, a.out, device=a.device)
