@@ -21,7 +21,7 @@ from trm import config as C
 from trm.studies import test_time
 from trm.studies.grid import cells, matches
 from trm.studies.scales import scale_tweaks
-from trm.studies.schema import CELL_KEYS, FIXED_KEYS, SAFE_NAME, check_body
+from trm.studies.schema import CELL_KEYS, FIXED_KEYS, SAFE_NAME, SEEDS_PER_CELL, check_body
 
 
 @dataclass
@@ -191,8 +191,9 @@ def check_seed_plan(plan: Any, config_dir: Path = C.CONFIG_DIR) -> dict:
                 raise C.SpecError(f"{where}: no study named '{name}'; available: {', '.join(paths)}")
             if "kind" in C.load_yaml(paths[name]):
                 raise C.SpecError(f"{where}: a test-time study trains nothing; plan the seeds of its source studies")
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10_000:
-                raise C.SpecError(f"{where}: seeds per cell must be an integer in [1, 10000], got {n!r}")
+            low, high = SEEDS_PER_CELL
+            if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= high:
+                raise C.SpecError(f"{where}: seeds per cell must be an integer in [{low}, {high}], got {n!r}")
     return plan
 
 

@@ -46,6 +46,10 @@ FIXED_KEYS = ("name", "scales", "notes")
 CELL_KEYS = {"task", "model"}  # besides dotted spec keys
 # Study, model, task and figure names end up in paths, rule wildcards and job names.
 SAFE_NAME = C.SAFE_NAME
+# A seed plan (the workflow's `study_seeds`: {scale: {study: n}}) asks for n seeds per cell
+# in this range. workflow/schemas/config.schema.yaml says the same to Snakemake, as it says
+# SAFE_NAME for `default_studies` (tests/test_seed_plan.py keeps them equal).
+SEEDS_PER_CELL = (1, 10_000)
 
 # --------------------------------------------------------------------------------------
 # Figures
@@ -178,7 +182,7 @@ def check_view(view: Any, where: str = "figure", path: Path | str = "",
         fine = column in known or (key == "y" and EXTRA_METRIC.match(column)) or (
             key == "y" and kind == "learning_curves" and column in TRAIN_LOG_COLUMNS)
         if not fine:
-            raise _err(path, f"'{where}.{key}': '{column}' is neither a column of the runs table "
+            raise _err(path, f"{where}.{key}: '{column}' is neither a column of the runs table "
                        "nor a run spec key")
     return {**{k: view.get(k) for k in FIGURE_KEYS}, "kind": kind}
 
