@@ -15,9 +15,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "trm"
 LAYERS = {
     # Shared leaves: the spec, atomic files, the run directory's contract. train.precision is
     # torch-free at import and imports nothing of trm: config resolves precision=auto with it.
-    "shared": ("trm", "trm.config", "trm.files", "trm.rundir", "trm.retry", "trm.guard",
+    "shared": ("trm", "trm.config", "trm.keys", "trm.files", "trm.rundir", "trm.retry", "trm.guard",
                "trm.train.precision"),
-    "plan": ("trm.study_scales", "trm.test_time_study", "trm.studies", "trm.resources"),  # what to run, on what
+    "plan": ("trm.studies", "trm.resources"),  # what to run, on what
     "data": ("trm.data",),
     "model": ("trm.model", "trm.describe"),
     "train": ("trm.train",),

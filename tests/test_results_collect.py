@@ -8,6 +8,7 @@ import pytest
 
 from trm.results.collect import (
     collect_runs,
+    knob_columns,
     read_manifest,
     read_runs_table,
     accuracy_by_eval_steps,
@@ -15,6 +16,7 @@ from trm.results.collect import (
 )
 from trm.results.example_runs import write_example_study
 from trm import config
+from trm.studies import schema
 from trm.model import flops
 
 
@@ -49,6 +51,14 @@ def test_metrics_depth_compute_and_provenance(example):
     assert bool(ok["has_predictions"])
     assert json.loads(ok["spec_json"])["model"]["layers"] == 4
 
+
+def test_the_runs_table_has_the_columns_planning_checks_figures_against(example):
+    """Figures are checked against schema.RUN_COLUMNS before training: the table collect
+    writes has exactly those columns, besides the knobs, the JSON ones and task metrics."""
+    _, _, manifest, runs = example
+    written = set(runs.columns) - set(knob_columns(manifest)) - set(schema.RUN_JSON_COLUMNS)
+    assert list(runs.columns[-3:]) == list(schema.RUN_JSON_COLUMNS)
+    assert written == schema.RUN_COLUMNS - set(schema.TASK_METRIC_COLUMNS)
 
 def test_unreadable_metrics_and_unknown_status_count_as_failed(tmp_path):
     (tmp_path / "a").mkdir()

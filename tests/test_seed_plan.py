@@ -14,6 +14,7 @@ import yaml
 
 from trm import config as C
 from trm import studies as S
+from trm.studies import schema
 from trm.results import stats
 from trm.train import loop
 
@@ -27,6 +28,14 @@ def test_topped_up_seeds_adds_the_smallest_unused_and_never_drops():
     assert S.topped_up_seeds([0, 1, 2], 2) == [0, 1, 2]
     assert S.topped_up_seeds([5], None) == [5]
 
+
+def test_the_workflow_schema_and_the_planning_checks_agree():
+    """Snakemake validates the config with workflow/schemas/config.schema.yaml before the
+    Snakefile plans with trm.studies: both must refuse the same seed plans and study names."""
+    props = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())["properties"]
+    per_cell = props["study_seeds"]["additionalProperties"]["additionalProperties"]
+    assert (per_cell["minimum"], per_cell["maximum"]) == schema.SEEDS_PER_CELL
+    assert props["default_studies"]["items"]["pattern"] == schema.SAFE_NAME.pattern
 
 def test_a_seed_plan_tops_up_one_study_at_one_scale():
     _, plain = S.manifest("weight_sharing,depth_scaling", "smoke")

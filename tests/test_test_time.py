@@ -16,7 +16,7 @@ import yaml
 
 from trm import config as C
 from trm import studies as S
-from trm import test_time_study as TT
+from trm.studies import test_time as TT
 from trm.train import arc_eval
 from trm.train import test_time as TTE
 from trm.train.evaluate import evaluate
@@ -84,6 +84,8 @@ def test_a_run_named_by_two_sources_is_evaluated_once(config_dir):
     ({**GOOD, "settings": {"depths": [{"n": 2, "T": 2}]}}, ["depths", "n_latent_steps"]),
     ({**GOOD, "settings": {"max_exmples": 5}}, ["unknown key 'settings.max_exmples'"]),
     ({**GOOD, "scales": {"smoke": {"settings": {"arc_votes": [0]}}}}, ["scales.smoke.settings.arc_votes"]),
+    ({**GOOD, "scales": {"smoke": {"name": "other"}}}, ["unknown key 'scales.smoke.name'"]),
+    ({**GOOD, "source": [{"study": "depth_scaling", "seed": [0]}]}, ["unknown key 'source[0].seed'"]),
     ({**GOOD, "kind": "test-time"}, ["'kind' must be 'test_time'"]),
 ])
 def test_bad_test_time_study_is_refused_at_planning(config_dir, body, words):
@@ -198,7 +200,7 @@ def test_vote_subsets_match_full_voting_and_use_only_the_first_variants():
 
 
 def _study(tmp_path, statuses):
-    from trm.test_time_study import check_settings
+    from trm.studies.test_time import check_settings
 
     settings = check_settings("t", {"n_supervision_multipliers": [1, 2], "trajectories": [1, 2],
                                     "noise_sigma": [0.1], "depths": []})

@@ -23,7 +23,7 @@ Paths are relative to the run directory:
   submitit/job_id            the SLURM job id of record (re-attachment)
   submitit/submissions.log   every submission, attachment and delivery of this run
   submitit/outcome.json      the job's metrics again, for recovery (JSON: never a pickle)
-  test_time/<study>.json   one test-time study's record (trm/test_time_study.py plans it,
+  test_time/<study>.json   one test-time study's record (trm/studies/test_time.py plans it,
                            trm/train/test_time.py writes it)
   test_time/eval.json      `trm eval`'s record, in the same format (trm/train/test_time.py)
   tensorboard/             TRM_TENSORBOARD's event files (trm/train/logging_extras.py)

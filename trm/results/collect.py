@@ -17,39 +17,18 @@ import pandas as pd
 
 from trm import config
 from trm import rundir
+# The runs table's columns are defined with the studies, which check figures against them.
+from trm.studies.schema import (COMPUTED_COLUMNS, METRIC_COLUMNS, RUN_ID_COLUMNS,
+                                RUN_JSON_COLUMNS, RUN_STATUS_COLUMNS)
 
-# Columns every manifest row has (written by trm.studies); any other column is a varied knob.
-BASE_COLUMNS = ["study", "task", "model", "scale", "sig", "seed", "run_dir"]
 # Manifest columns that are properties of a run rather than knobs.
 DERIVED_COLUMNS = {"effective_depth", "params"}
-# Columns computed here from a run's metrics and spec (never read from metrics.json alone):
-# the parameter total with the puzzle-embedding table ("params" excludes it, as the papers).
-COMPUTED_COLUMNS = ["params_with_puzzle_embedding"]
 
 # Identifiers kept as text: a hex sig such as "1234e56789" must not become a float.
 TEXT_COLUMNS = ["study", "task", "model", "scale", "sig", "run_dir"]
 
 STATUSES = ("ok", "diverged", "failed", "missing")
 
-# Scalar fields copied from metrics.json as they are.
-METRIC_FIELDS = [
-    "exact_accuracy",
-    "cell_accuracy",
-    "n_test",
-    "steps",
-    "params",
-    "puzzle_embedding_params",
-    "effective_depth",
-    "forward_calls_per_step",
-    "grad_calls_per_step",
-    "train_flops",
-    "test_flops_per_puzzle",
-    "wall_time_s",
-    "train_time_s",
-    "peak_rss_mb",
-    "peak_gpu_mb",
-    "diverged_at_step",
-]
 # Facts of the run that are not results: they live in run_info.json (metrics.json stays a
 # pure function of spec and data, so a resumed run writes the same bytes).
 RUN_INFO_FIELDS = ("wall_time_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb")
@@ -253,7 +232,7 @@ def _run_row(row: dict, root: Path, resolved: dict) -> dict:
     # The precision the run used (it changes results): the resolved spec's, else run_info's.
     out["precision"] = str(((spec or {}).get("train") or {}).get("precision") or info.get("precision") or "")
 
-    for field in METRIC_FIELDS:
+    for field in METRIC_COLUMNS:
         value = metrics.get(field)
         if value is None and field in RUN_INFO_FIELDS:
             value = info.get(field)
@@ -310,7 +289,7 @@ def collect_runs(manifest: pd.DataFrame, root: Path) -> pd.DataFrame:
     `root` is the directory the manifest's run_dir paths are relative to.
     """
     root = Path(root)
-    missing = [c for c in BASE_COLUMNS if c not in manifest.columns]
+    missing = [c for c in RUN_ID_COLUMNS if c not in manifest.columns]
     if missing:
         raise ValueError(f"manifest lacks columns: {', '.join(missing)}")
     manifest = manifest.copy()
@@ -320,24 +299,8 @@ def collect_runs(manifest: pd.DataFrame, root: Path) -> pd.DataFrame:
     resolved: dict = {}
     rows = [_run_row(r, root, resolved) for r in manifest.to_dict("records")]
     knobs = knob_columns(manifest)
-    lead = (
-        BASE_COLUMNS
-        + knobs
-        + ["status", "note"]
-        + METRIC_FIELDS
-        + COMPUTED_COLUMNS
-        + [
-            "n_supervision",
-            "eval_n_supervision",
-            "compute",
-            "compute_unit",
-            "data_kind",
-            "data_source",
-            "has_predictions",
-            "eval_protocol",
-        ]
-    )
-    tail = ["per_step_json", "test_time_json", "spec_json"]
+    lead = [*RUN_ID_COLUMNS, *knobs, *RUN_STATUS_COLUMNS, *METRIC_COLUMNS, *COMPUTED_COLUMNS]
+    tail = list(RUN_JSON_COLUMNS)
     if not rows:
         runs = pd.DataFrame(columns=lead + tail)
     else:

@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from trm import config
+from trm.keys import check_keys
 from trm.results import cells as cell_tools
 from trm.results import stats
 from trm.results.collect import parse_json_column
@@ -76,11 +77,7 @@ class ReferenceError(ValueError):
 def validate_reference(data: dict, where: str = "paper_reference.yaml") -> dict:
     if not isinstance(data, dict):
         raise ReferenceError(f"{where}: expected a mapping at the top level")
-    for key in data:
-        if key not in TOP_KEYS:
-            raise ReferenceError(
-                f"{where}: unknown key '{key}' (valid: {', '.join(sorted(TOP_KEYS))})"
-            )
+    check_keys(data, TOP_KEYS, where, error=ReferenceError)
     spec_keys = config.knob_keys()
     sources, protocols = data.get("sources") or {}, data.get("protocols") or {}
     datasets = data.get("datasets") or {}
@@ -91,11 +88,7 @@ def validate_reference(data: dict, where: str = "paper_reference.yaml") -> dict:
         )
         if not isinstance(entry, dict):
             raise ReferenceError(f"{name}: expected a mapping")
-        for key in entry:
-            if key not in ENTRY_KEYS:
-                raise ReferenceError(
-                    f"{name}: unknown key '{key}' (valid: {', '.join(sorted(ENTRY_KEYS))})"
-                )
+        check_keys(entry, ENTRY_KEYS, name, error=ReferenceError)
         for key in REQUIRED_ENTRY_KEYS - set(entry):
             raise ReferenceError(f"{name}: missing key '{key}'")
         if entry["id"] in seen:
@@ -117,11 +110,7 @@ def validate_reference(data: dict, where: str = "paper_reference.yaml") -> dict:
         setting = entry["setting"]
         if not isinstance(setting, dict):
             raise ReferenceError(f"{name}: setting must be a mapping")
-        for key in setting:
-            if key not in SETTING_KEYS:
-                raise ReferenceError(
-                    f"{name}: unknown key 'setting.{key}' (valid: {', '.join(sorted(SETTING_KEYS))})"
-                )
+        check_keys(setting, SETTING_KEYS, name, "setting.", error=ReferenceError)
         if setting.get("task") not in TASKS:
             raise ReferenceError(f"{name}: setting.task must be one of {', '.join(sorted(TASKS))}")
         if setting.get("dataset") not in datasets:

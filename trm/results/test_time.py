@@ -1,5 +1,5 @@
 """Tables and figures of a test-time study: the reporting layer of the test-time feature,
-after planning (trm/test_time_study.py: kind test_time, its settings and source runs) and
+after planning (trm/studies/test_time.py: kind test_time, its settings and source runs) and
 evaluating (trm/train/test_time.py, which writes the per-run records RUN_DIR/test_time/<study>.json
 read here; `trm eval` writes the same format to RUN_DIR/test_time/eval.json).
 
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from trm.results import plotting
-from trm.test_time_study import result_path
+from trm.studies.test_time import result_path
 
 SWEEP_TITLES = {
     "n_supervision": "Supervision steps at test\n(multiple of the trained N_sup)",

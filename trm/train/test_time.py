@@ -1,5 +1,5 @@
 """Test-time compute on one trained run, every setting in one process (no retraining): the
-evaluating layer of the test-time feature, between planning (trm/test_time_study.py: the
+evaluating layer of the test-time feature, between planning (trm/studies/test_time.py: the
 settings vocabulary and which runs a study evaluates) and reporting (trm/results/test_time.py:
 tables and figures from the records written here).
 
@@ -291,7 +291,7 @@ def _multiplier(k: int, k_eval: int):
 
 def run_test_time(run_dir, settings: dict, *, n_supervision=None, depth_n_supervision=None,
                   data_dir=None, device=None, verbose: bool = True) -> dict:
-    """All sweeps of `settings` (trm.test_time_study.check_settings) on one trained run.
+    """All sweeps of `settings` (trm.studies.test_time.check_settings) on one trained run.
     n_supervision: the N_sup sweep's step counts (default: the multipliers x the run's
     evaluation N_sup K); depth_n_supervision: the step counts every depth is read at
     (default: K). `trm eval` names both. Returns the record (status "ok"); raises if the run
@@ -470,7 +470,7 @@ def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), arc_
     ns = sorted({m.n_latent_steps, *(int(x) for x in n_latent_steps)})
     if min(ks + ts + ns) <= 0:
         raise C.SpecError("n_supervision, n_cycles and n_latent_steps must all be > 0")
-    from trm.test_time_study import check_settings, result_path
+    from trm.studies.test_time import check_settings, result_path
 
     depths = ([{"n_latent_steps": n, "n_cycles": t} for n in ns for t in ts]
               if n_cycles or n_latent_steps else [])
@@ -491,7 +491,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="where the JSON record goes")
     p.add_argument("--device", default=None)
     a = p.parse_args(argv)
-    from trm.test_time_study import check_settings
+    from trm.studies.test_time import check_settings
 
     settings = check_settings("--settings", json.loads(a.settings))
     record = write_test_time(a.run, a.study, settings, a.out, device=a.device)

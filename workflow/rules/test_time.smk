@@ -1,9 +1,9 @@
-# Studies of kind test_time (trm/test_time_study.py): more compute at test time on runs that
+# Studies of kind test_time (trm/studies/test_time.py): more compute at test time on runs that
 # training studies trained. One job per (run, test-time study) writes the run's record;
 # tables and figures are built from the records. Their outputs share the names of the
 # training studies' rules (results/tables/<study>.csv, results/figures/<study>.pdf), so the
 # ruleorder below gives them to these rules, for test-time study names only.
-from trm import test_time_study as TRM_TEST_TIME
+from trm.studies import test_time as TRM_TEST_TIME
 
 TEST_TIME_STUDIES = TRM_TEST_TIME.selected(STUDIES)
 # A wildcard pattern of the test-time study names ("(?!)" matches nothing when none is selected).

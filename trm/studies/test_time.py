@@ -27,7 +27,7 @@ plus a summary figure (trm/results/test_time.py).
     scales:                       # per-scale replacement of `source` and/or `settings` keys
       smoke: {settings: {max_examples: 0}}
 
-Every key is checked at planning (`load` here, then trm.studies.plan_test_time against the
+Every key is checked at planning (`load` here, then trm.studies.manifest.plan_test_time against the
 source studies), before anything trains: a misspelt key, a source study that does not exist
 or is itself a test-time study, a cell pattern or seed that selects nothing, and
 out-of-range settings are refused with the file's name.
@@ -40,21 +40,9 @@ from typing import Any
 
 from trm import config as C
 from trm import rundir
-from trm.study_scales import scale_tweaks
-
-KIND = "test_time"
-TOP_KEYS = {"name", "kind", "description", "question", "source", "settings", "scales", "notes"}
-SOURCE_KEYS = {"study", "cells", "seeds"}
-# The settings and their defaults (a study may leave any of them out).
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "max_examples": 200,
-    "n_supervision_multipliers": [1, 2, 4, 8],
-    "depths": [],
-    "trajectories": [1],
-    "noise_sigma": [0.0],
-    "noise_seed": 0,
-    "arc_votes": [],
-}
+from trm.studies.scales import scale_tweaks
+from trm.studies.schema import (DEPTH_KEYS, SOURCE_KEYS, TEST_TIME_KEYS, TEST_TIME_KIND,
+                                TEST_TIME_SCALE_KEYS, TEST_TIME_SETTINGS, check_keys)
 
 
 def _err(path, msg: str) -> C.SpecError:
@@ -85,10 +73,8 @@ def check_settings(path, settings: Any, where: str = "settings") -> dict:
         settings = {}
     if not isinstance(settings, dict):
         raise _err(path, f"'{where}' must be a mapping, got {settings!r}")
-    for key in settings:
-        if key not in DEFAULT_SETTINGS:
-            raise _err(path, f"unknown key '{where}.{key}' (valid: {', '.join(sorted(DEFAULT_SETTINGS))})")
-    s = {**C.copy_tree(DEFAULT_SETTINGS), **C.copy_tree(settings)}
+    check_keys(settings, TEST_TIME_SETTINGS, path, f"{where}.")
+    s = {**C.copy_tree(TEST_TIME_SETTINGS), **C.copy_tree(settings)}
     m = s["max_examples"]
     if isinstance(m, bool) or not isinstance(m, int) or m < 0:
         raise _err(path, f"'{where}.max_examples' must be an integer >= 0 (0 = the whole test "
@@ -116,7 +102,7 @@ def check_settings(path, settings: Any, where: str = "settings") -> dict:
         raise _err(path, f"'{where}.depths' must be a list of {{n_latent_steps, n_cycles}}, got {depths!r}")
     pairs = []
     for i, d in enumerate(depths):
-        if not isinstance(d, dict) or set(d) != {"n_latent_steps", "n_cycles"}:
+        if not isinstance(d, dict) or set(d) != DEPTH_KEYS:
             raise _err(path, f"'{where}.depths' entry {i} must be {{n_latent_steps: n, n_cycles: T}}, "
                        f"got {d!r}")
         for key in ("n_latent_steps", "n_cycles"):
@@ -137,9 +123,7 @@ def _check_source(path, source: Any, where: str = "source") -> list[dict]:
     for i, entry in enumerate(source):
         if not isinstance(entry, dict):
             raise _err(path, f"'{where}' entry {i} must be a mapping, got {entry!r}")
-        for key in entry:
-            if key not in SOURCE_KEYS:
-                raise _err(path, f"unknown key '{where}[{i}].{key}' (valid: {', '.join(sorted(SOURCE_KEYS))})")
+        check_keys(entry, SOURCE_KEYS, path, f"{where}[{i}].")
         study = entry.get("study")
         if not isinstance(study, str) or not C.SAFE_NAME.match(study):
             raise _err(path, f"'{where}[{i}].study' must name a study, got {study!r}")
@@ -158,15 +142,13 @@ def _check_source(path, source: Any, where: str = "source") -> list[dict]:
 
 
 def load(path: Path, data: dict | None = None) -> dict:
-    """Read and check a test-time study file (its shape; trm.studies.plan_test_time checks it
+    """Read and check a test-time study file (its shape; trm.studies.manifest.plan_test_time checks it
     against the source studies at a scale)."""
     path = Path(path)
     data = C.load_yaml(path) if data is None else data
-    for key in data:
-        if key not in TOP_KEYS:
-            raise _err(path, f"unknown key '{key}' in a test-time study (valid: {', '.join(sorted(TOP_KEYS))})")
-    if data.get("kind") != KIND:
-        raise _err(path, f"'kind' must be '{KIND}', got {data.get('kind')!r}")
+    check_keys(data, TEST_TIME_KEYS, path)
+    if data.get("kind") != TEST_TIME_KIND:
+        raise _err(path, f"'kind' must be '{TEST_TIME_KIND}', got {data.get('kind')!r}")
     if data.get("name") != path.stem:
         raise _err(path, f"'name' must equal the file name '{path.stem}', got {data.get('name')!r}")
     for key in ("description", "question"):
@@ -175,9 +157,7 @@ def load(path: Path, data: dict | None = None) -> dict:
     _check_source(path, data.get("source"))
     check_settings(path, data.get("settings"))
     for scale, tweak in scale_tweaks(path, data).items():
-        for key in tweak:
-            if key not in ("source", "settings"):
-                raise _err(path, f"'scales.{scale}.{key}': only 'source' and 'settings' change per scale")
+        check_keys(tweak, TEST_TIME_SCALE_KEYS, path, f"scales.{scale}.")
         if "source" in tweak:
             _check_source(path, tweak["source"], f"scales.{scale}.source")
         if "settings" in tweak:
@@ -210,7 +190,7 @@ def figure_path(study_name: str, source_study: str) -> str:
 
 def selected(studies: dict) -> dict:
     """The test-time studies among the workflow's selected studies."""
-    return {name: s for name, s in studies.items() if s.get("kind") == KIND}
+    return {name: s for name, s in studies.items() if s.get("kind") == TEST_TIME_KIND}
 
 
 def records(study: dict) -> list[str]:

@@ -3,15 +3,14 @@
 A study is one question asked of the model space: a factorial `grid` (and `zip`) of dotted
 spec keys over some `models` and `tasks`, plus one-off `include` cells, minus `exclude`d
 ones, times `seeds`. Each cell resolves to a RunSpec; its signature names its run directory,
-so a cell shared by two studies trains once.
+so a cell shared by two studies trains once. A study of kind test_time trains nothing: its
+runs are those of its source studies (plan_test_time).
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,51 +18,10 @@ from typing import Any
 import yaml
 
 from trm import config as C
-from trm import test_time_study as TT
-from trm.study_scales import scale_tweaks
-
-STUDY_KEYS = {
-    "name": str,
-    "description": str,
-    "question": str,
-    "tasks": list,
-    "models": list,
-    "seeds": list,
-    "base": dict,
-    "grid": dict,
-    "zip": dict,
-    "include": list,
-    "exclude": list,
-    "figure": dict,
-    "scales": dict,  # per-scale tweaks of this study, e.g. {paper: {grid: {...}}}
-    "notes": dict,  # per-scale text for the tables: what this scale can and cannot resolve
-    "extra_figures": dict,  # name -> another figure view, drawn to figures/<study>/<name>.pdf
-}
-FIGURE_KEYS = ("x", "y", "hue", "style", "col", "kind", "title")
-VIEW_KEYS = ("x", "y", "hue", "style", "col")  # the keys that name a column
-# trm/results/figures.py draws these (and reads all three vocabularies from here); "view" (the default) draws x/y/hue/style/col.
-FIGURE_KINDS = ("view", "depth_scaling", "test_time_depth", "learning_curves", "compute")
-# What a figure may name besides dotted spec keys: the columns of the runs table that
-# trm/results/collect.py builds (a test keeps the two in step). Checked at planning, so that
-# a typo fails before training instead of at the figure after it.
-RUN_COLUMNS = frozenset({
-    "study", "task", "model", "scale", "sig", "seed", "run_dir", "status", "note",
-    "exact_accuracy", "cell_accuracy", "n_test", "steps", "params", "puzzle_embedding_params",
-    "effective_depth", "forward_calls_per_step", "grad_calls_per_step", "train_flops",
-    "test_flops_per_puzzle", "params_with_puzzle_embedding",
-    "wall_time_s", "train_time_s", "peak_rss_mb", "peak_gpu_mb", "diverged_at_step",
-    "n_supervision", "eval_n_supervision", "compute", "compute_unit", "data_kind",
-    "data_source", "has_predictions", "eval_protocol", "device", "git_sha", "precision",
-    "valid_optimal_accuracy",
-})
-# Task metrics that pass through from metrics.json under their own names (ARC pass@K).
-EXTRA_METRIC = re.compile(r"^pass@\d+(_per_input)?$")
-# learning_curves reads y from train.jsonl (trm/train/loop.py's records).
-TRAIN_LOG_COLUMNS = frozenset({"loss", "lm_loss", "lr", "grad_norm", "halted_frac", "train_exact",
-                               "mean_segments"})
-CELL_KEYS = {"task", "model"}  # besides dotted spec keys
-# Study, model, task and figure names end up in paths, rule wildcards and job names.
-SAFE_NAME = C.SAFE_NAME
+from trm.studies import test_time
+from trm.studies.grid import cells, matches
+from trm.studies.scales import scale_tweaks
+from trm.studies.schema import CELL_KEYS, FIXED_KEYS, SAFE_NAME, SEEDS_PER_CELL, check_body
 
 
 @dataclass
@@ -103,86 +61,12 @@ def _err(path: Path, msg: str) -> C.SpecError:
     return C.SpecError(f"{path}: {msg}")
 
 
-def _check_names(path: Path, key: str, values: Any) -> None:
-    for v in values or []:
-        if not isinstance(v, str) or not SAFE_NAME.match(v):
-            raise _err(path, f"'{key}' entry {v!r}: names use letters, digits, '_' or '-' only")
-
-
-def _check_view(path: Path, where: str, view: Any) -> None:
-    """One figure block (`figure:` or an `extra_figures` entry): its keys, its kind, and that
-    every column it names exists, so a typo fails at planning, not after the training."""
-    if not isinstance(view, dict):
-        raise _err(path, f"'{where}' must be a mapping, got {view!r}")
-    for key, value in view.items():
-        if key not in FIGURE_KEYS:
-            raise _err(path, f"unknown key '{where}.{key}' (valid: {', '.join(sorted(FIGURE_KEYS))})")
-        if value is not None and not isinstance(value, str):
-            raise _err(path, f"'{where}.{key}' must be a string, got {value!r}")
-    if not view:
-        return  # empty: the default view
-    kind = view.get("kind") or "view"
-    if kind not in FIGURE_KINDS:
-        raise _err(path, f"'{where}.kind' is '{kind}', not one of {', '.join(FIGURE_KINDS)}")
-    if kind == "view":
-        for key in ("x", "y"):
-            if not view.get(key):
-                raise _err(path, f"'{where}.{key}' is required (kind view)")
-    known = RUN_COLUMNS | C.knob_keys() | ({"cell"} if kind != "view" else set())
-    for key in VIEW_KEYS:
-        column = view.get(key)
-        if column is None:
-            continue
-        fine = column in known or (key == "y" and EXTRA_METRIC.match(column)) or (
-            key == "y" and kind == "learning_curves" and column in TRAIN_LOG_COLUMNS)
-        if not fine:
-            raise _err(path, f"'{where}.{key}': '{column}' is neither a column of the runs table "
-                       "nor a run spec key")
-
-
-def _check_body(path: Path, data: dict, where: str = "") -> None:
-    """The keys and types of a study, or of one `scales.<scale>` tweak of it."""
-    for key, value in data.items():
-        if key not in STUDY_KEYS:
-            raise _err(path, f"unknown key '{where}{key}' (valid: {', '.join(sorted(STUDY_KEYS))})")
-        if value is not None and not isinstance(value, STUDY_KEYS[key]):
-            raise _err(path, f"'{where}{key}' must be a {STUDY_KEYS[key].__name__}, got {value!r}")
-    _check_names(path, f"{where}tasks", data.get("tasks"))
-    _check_names(path, f"{where}models", data.get("models"))
-    if data.get("seeds"):  # an empty list falls back to the scale's seeds
-        C.check_seed_list(data["seeds"], f"{path}: '{where}seeds' ")
-    for key, values in (data.get("grid") or {}).items():
-        if not isinstance(values, list) or not values:
-            raise _err(path, f"{where}grid axis '{key}' must be a non-empty list, got {values!r}")
-    zipped = data.get("zip") or {}
-    lengths = {len(v) if isinstance(v, list) else -1 for v in zipped.values()}
-    if zipped and (len(lengths) != 1 or -1 in lengths or 0 in lengths):
-        raise _err(path, f"'{where}zip' axes must be non-empty lists of equal length")
-    spec_keys = C.knob_keys()
-    for i, cell in enumerate(data.get("include") or []):
-        if not isinstance(cell, dict):
-            raise _err(path, f"{where}include entry {i} must be a mapping, got {cell!r}")
-    for i, cell in enumerate(data.get("exclude") or []):
-        if not isinstance(cell, dict):
-            raise _err(path, f"{where}exclude entry {i} must be a mapping, got {cell!r}")
-        for key in cell:
-            # A misspelt key here would silently exclude nothing.
-            if key not in CELL_KEYS and key not in spec_keys:
-                raise _err(path, f"{where}exclude entry {i}: unknown key '{key}'")
-    if data.get("figure") is not None:
-        _check_view(path, f"{where}figure", data["figure"])
-    for fig, view in (data.get("extra_figures") or {}).items():
-        if not isinstance(fig, str) or not SAFE_NAME.match(fig):
-            raise _err(path, f"'{where}extra_figures' name {fig!r}: use letters, digits, '_' or '-'")
-        _check_view(path, f"{where}extra_figures.{fig}", view)
-
-
 def load_study(path: Path) -> dict:
     path = Path(path)
     data = C.load_yaml(path)
     if not SAFE_NAME.match(path.stem):
         raise _err(path, f"study name '{path.stem}': use letters, digits, '_' or '-' only")
-    _check_body(path, data)
+    check_body(path, data)
     if data.get("name") != path.stem:
         raise _err(path, f"'name' must equal the file name '{path.stem}', got {data.get('name')!r}")
     for key in ("tasks",):
@@ -191,10 +75,10 @@ def load_study(path: Path) -> dict:
     if not data.get("models") and not data.get("include"):
         raise _err(path, "needs 'models' (grid over them) or 'include' cells")
     for scale, tweak in scale_tweaks(path, data).items():
-        for key in ("name", "scales", "notes"):
+        for key in FIXED_KEYS:
             if key in tweak:
                 raise _err(path, f"'scales.{scale}.{key}' cannot be changed per scale")
-        _check_body(path, tweak, f"scales.{scale}.")
+        check_body(path, tweak, f"scales.{scale}.")
     data.setdefault("figure", {})
     data["_path"] = str(path)
     return data
@@ -202,35 +86,6 @@ def load_study(path: Path) -> dict:
 
 def study_paths(config_dir: Path = C.CONFIG_DIR) -> dict[str, Path]:
     return {p.stem: p for p in sorted((config_dir / "studies").glob("*.yaml"))}
-
-
-def _matches(cell: dict, pattern: dict) -> bool:
-    return all(cell.get(k) == v for k, v in pattern.items())
-
-
-def _cells(study: dict) -> list[dict]:
-    """The study's cells as flat dicts {task, model, dotted keys...} (no seeds yet)."""
-    grid = study.get("grid") or {}
-    zipped = study.get("zip") or {}
-    grid_keys = list(grid)
-    zip_rows = [dict(zip(zipped, vals)) for vals in zip(*zipped.values())] if zipped else [{}]
-    cells = []
-    for task in study["tasks"]:
-        for model in study.get("models") or []:
-            for combo in itertools.product(*(grid[k] for k in grid_keys)):
-                for zrow in zip_rows:
-                    cells.append({"task": task, "model": model, **dict(zip(grid_keys, combo)), **zrow})
-        for inc in study.get("include") or []:
-            inc = dict(inc)
-            if "model" not in inc:
-                raise _err(Path(study["_path"]), f"include cell {inc} needs a 'model'")
-            if inc.get("task", task) == task:
-                cells.append({"task": task, **inc})
-    excluded = [c for c in cells if any(_matches(c, ex) for ex in study.get("exclude") or [])]
-    cells = [c for c in cells if c not in excluded]
-    if not cells:
-        raise _err(Path(study["_path"]), "the grid is empty after 'exclude'")
-    return cells
 
 
 def topped_up_seeds(seeds: list[int], n_seeds: int | None) -> list[int]:
@@ -265,7 +120,7 @@ def expand(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR, n_seeds: in
     base = C.expand_dotted(study.get("base") or {}, where + "base: ")
     runs = []
     seen = set()
-    for cell in _cells(study):
+    for cell in cells(study):
         knobs = {k: v for k, v in cell.items() if k not in CELL_KEYS}
         overrides = C.deep_merge(base, C.expand_dotted(knobs, where + f"cell {cell}: "))
         first: Run | None = None
@@ -336,13 +191,14 @@ def check_seed_plan(plan: Any, config_dir: Path = C.CONFIG_DIR) -> dict:
                 raise C.SpecError(f"{where}: no study named '{name}'; available: {', '.join(paths)}")
             if "kind" in C.load_yaml(paths[name]):
                 raise C.SpecError(f"{where}: a test-time study trains nothing; plan the seeds of its source studies")
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10_000:
-                raise C.SpecError(f"{where}: seeds per cell must be an integer in [1, 10000], got {n!r}")
+            low, high = SEEDS_PER_CELL
+            if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= high:
+                raise C.SpecError(f"{where}: seeds per cell must be an integer in [{low}, {high}], got {n!r}")
     return plan
 
 
 def plan_test_time(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR):
-    """Expand a test-time study (loaded by trm.test_time_study.load) at a scale: (resolved
+    """Expand a test-time study (loaded by trm.studies.test_time.load) at a scale: (resolved
     study dict, runs to evaluate). Planned here, beside the training studies it draws on.
 
     The runs are the source studies' runs that the cells and seeds select, relabelled with
@@ -350,7 +206,7 @@ def plan_test_time(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR):
     even when two sources share a cell. The resolved dict carries `source_runs`: one entry
     per (source study, run), the rows the table is built from."""
     path = study["_path"]
-    resolved = TT.at_scale(study, scale)
+    resolved = test_time.at_scale(study, scale)
     paths = study_paths(config_dir)
     runs, source_runs, seen = [], [], set()
     for i, src in enumerate(resolved["source"]):
@@ -358,8 +214,8 @@ def plan_test_time(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR):
         if name not in paths:
             raise _err(path, f"source[{i}]: no study named '{name}' (available: {', '.join(paths)})")
         data = C.load_yaml(paths[name])
-        if TT.study_kind(data) != "train":
-            raise _err(path, f"source[{i}]: '{name}' is a {TT.study_kind(data)} study; sources must "
+        if test_time.study_kind(data) != "train":
+            raise _err(path, f"source[{i}]: '{name}' is a {test_time.study_kind(data)} study; sources must "
                        "be training studies")
         source_runs_all = expand(load_study(paths[name]), scale, config_dir)
         keep = source_runs_all
@@ -370,10 +226,10 @@ def plan_test_time(study: dict, scale: str, config_dir: Path = C.CONFIG_DIR):
                 if unknown:
                     raise _err(path, f"source[{i}].cells[{j}]: '{unknown[0]}' is not a key that "
                                f"'{name}' varies (keys: {', '.join(sorted(knob_keys))})")
-                if not any(_matches(_cell_of(r), pattern) for r in source_runs_all):
+                if not any(matches(_cell_of(r), pattern) for r in source_runs_all):
                     raise _err(path, f"source[{i}].cells[{j}] {pattern} matches no cell of '{name}' "
                                f"at scale {scale}")
-            keep = [r for r in keep if any(_matches(_cell_of(r), p) for p in src["cells"])]
+            keep = [r for r in keep if any(matches(_cell_of(r), p) for p in src["cells"])]
         if src["seeds"] is not None:
             have = sorted({r.seed for r in source_runs_all})
             missing = [s for s in src["seeds"] if s not in have]
@@ -415,8 +271,8 @@ def manifest(selection: Any, scale: str, config_dir: Path = C.CONFIG_DIR,
         path = study_paths(config_dir)[name]
         if "kind" in C.load_yaml(path):
             # A test-time study trains nothing itself: it evaluates runs of training studies
-            # (trm/test_time_study.py), returned under its own name so that it alone plans them.
-            study, evaluated = plan_test_time(TT.load(path), scale, config_dir)
+            # (trm/studies/test_time.py), returned under its own name so that it alone plans them.
+            study, evaluated = plan_test_time(test_time.load(path), scale, config_dir)
             studies[name] = study
             runs.extend(evaluated)
             continue

@@ -1,6 +1,6 @@
 """What every study file has, whatever its kind: `scales:` (per-scale tweaks) and `notes:`
-(per-scale text), both keyed by scale name. Training studies (trm/studies.py) and test-time
-studies (trm/test_time_study.py) check them here, so neither imports the other for it."""
+(per-scale text), both keyed by scale name. Training studies (manifest.load_study) and
+test-time studies (test_time.load) check them here."""
 
 from __future__ import annotations
 
