@@ -144,7 +144,8 @@ def _type_text(f: dataclasses.Field) -> str:
 
 
 def _default(f: dataclasses.Field) -> str:
-    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+    no_default = dataclasses.MISSING
+    if f.default is no_default and f.default_factory is no_default:  # type: ignore[misc]
         return ""
     value = spec_fields.default_of(f)
     if value is None:
@@ -167,9 +168,9 @@ def knobs_page() -> str:
         "",
         "# Knobs: the run spec",
         "",
-        "Every ablation axis is one key of one run spec (`trm/spec/fields.py`). A run is resolved by",
-        "layering YAML files over the defaults below: model file < task file < scale file (its",
-        "`base`, then `tasks.<task>`, then `models.<model>`) < study cell < command-line",
+        "Every ablation axis is one key of one run spec (`trm/spec/fields.py`). A run is",
+        "resolved by layering YAML files over the defaults below: model file < task file < scale",
+        "file (its `base`, then `tasks.<task>`, then `models.<model>`) < study cell < command-line",
         "`key=value`. `python -m trm spec --scale tiny --model trm_mlp --task sudoku` prints the",
         "result. Defaults here are the dataclass defaults, before any file; the paper, tiny and",
         "other scales override many of them.",
@@ -188,8 +189,9 @@ def knobs_page() -> str:
     fields = {key: (f, k) for key, f, k in spec_fields.knob_fields()}
     for key, (paper, official) in PAPER_NAMES.items():
         f, k = fields[key]
+        allowed = _cell(k.range) if k.range else _cell(_type_text(f))
         lines.append(f"| {_cell(paper) or '–'} | `{key}` | {_cell(official) or '–'} | "
-                     f"{_cell(_default(f))} | {_cell(k.range) if k.range else _cell(_type_text(f))} |")
+                     f"{_cell(_default(f))} | {allowed} |")
     section = None
     for key, (f, k) in fields.items():
         if "." not in key:
@@ -199,8 +201,9 @@ def knobs_page() -> str:
             lines += ["", f"## {section}", "",
                       "| key | type or choices | default | range | sig | what it is |",
                       "|---|---|---|---|---|---|"]
-        lines.append(f"| `{key}` | {_cell(_type_text(f))} | {_cell(_default(f))} | "
-                     f"{_cell(k.range) if k.range else ''} | {_signature_text(k)} | {_cell(k.doc)} |")
+        allowed = _cell(k.range) if k.range else ""
+        lines.append(f"| `{key}` | {_cell(_type_text(f))} | {_cell(_default(f))} | {allowed} | "
+                     f"{_signature_text(k)} | {_cell(k.doc)} |")
     lines += ["", f"Besides these, a spec has `name`: {fields['name'][1].doc}.", ""]
     return "\n".join(lines)
 

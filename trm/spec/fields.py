@@ -255,9 +255,10 @@ class DepthStage:
     `until_fraction` of the optimizer steps are done (from the previous stage's end). Its
     ranges are checked with the curriculum as a whole (trm/spec/validate.py)."""
 
-    until_fraction: float = knob(doc="the stage ends after this fraction of the steps, in (0, 1]")
-    n_latent_steps: int = knob(doc="paper n during this stage")
-    n_cycles: int = knob(doc="paper T during this stage")
+    until_fraction: float = knob(range=Range(0, low_open=True, high=1),
+                                 doc="the stage ends after this fraction of the optimizer steps")
+    n_latent_steps: int = knob(range=Range(1), doc="paper n during this stage")
+    n_cycles: int = knob(range=Range(1), doc="paper T during this stage")
 
 
 @dataclass
@@ -448,3 +449,6 @@ NON_SEMANTIC: frozenset[str] = frozenset(key for key, k in KNOBS.items() if not 
 # Keys hashed only when set away from these defaults (Knob.skip_at_default).
 SIGNATURE_SKIPS_DEFAULT: dict[str, Any] = {
     key: default_of(f) for key, f, k in knob_fields() if k is not None and k.skip_at_default}
+# A depth-curriculum stage's fields, checked with the curriculum (trm/spec/validate.py).
+STAGE_RANGES: dict[str, Range] = {f.name: f.metadata["knob"].range
+                                  for f in dataclasses.fields(DepthStage)}

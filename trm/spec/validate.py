@@ -7,12 +7,12 @@ when the caller passes `where` (a YAML file, a section of a scale file, an overr
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import types
 from typing import Any, Literal, Union, get_args, get_origin
 
-from trm.spec.fields import FIELD_RANGES, DepthStage, ModelSpec, RunSpec, flat_fields, schema
+from trm.spec.fields import (FIELD_RANGES, STAGE_RANGES, DepthStage, ModelSpec, RunSpec,
+                             flat_fields, schema)
 from trm.spec.signature import flatten
 
 
@@ -228,13 +228,14 @@ def _check_depth_curriculum(m: ModelSpec, stages: list[DepthStage]) -> None:
 
     if m.arch != "recursive":
         raise bad(f"needs model.arch recursive (a '{m.arch}' model has no n, T)")
+    fraction, depth = STAGE_RANGES["until_fraction"], STAGE_RANGES["n_latent_steps"]
     previous = None
     for i, st in enumerate(stages):
         f = st.until_fraction
-        if not (isinstance(f, float) and math.isfinite(f) and 0 < f <= 1):
-            raise bad(f"stage {i}: until_fraction must be in (0, 1], got {f!r}")
-        if st.n_latent_steps < 1 or st.n_cycles < 1:
-            raise bad(f"stage {i}: n_latent_steps and n_cycles must be >= 1, got "
+        if not (isinstance(f, float) and fraction.holds(f)):
+            raise bad(f"stage {i}: until_fraction must be {fraction}, got {f!r}")
+        if not (depth.holds(st.n_latent_steps) and depth.holds(st.n_cycles)):
+            raise bad(f"stage {i}: n_latent_steps and n_cycles must be {depth}, got "
                       f"({st.n_latent_steps}, {st.n_cycles})")
         if previous is not None:
             if f <= previous.until_fraction:
