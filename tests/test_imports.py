@@ -15,8 +15,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "trm"
 LAYERS = {
     # Shared leaves: the spec, atomic files, the run directory's contract. train.precision is
     # torch-free at import and imports nothing of trm: config resolves precision=auto with it.
-    "shared": ("trm", "trm.config", "trm.keys", "trm.files", "trm.rundir", "trm.retry", "trm.guard",
-               "trm.train.precision"),
+    # train.curriculum is torch-free and imports only the spec: model.flops counts FLOPs
+    # along its depth schedule.
+    "shared": ("trm", "trm.config", "trm.spec", "trm.keys", "trm.files", "trm.rundir",
+               "trm.retry", "trm.guard", "trm.train.precision", "trm.train.curriculum"),
     "plan": ("trm.studies", "trm.resources"),  # what to run, on what
     "data": ("trm.data",),
     "model": ("trm.model", "trm.describe"),
@@ -106,7 +108,8 @@ def test_the_graph_sees_the_imports_we_know_of():
     # A module-level import, a lazy one inside a function, and a `from package import module`.
     assert "trm.train.loop" in GRAPH["trm.launch"]  # lazy, in TrainJob.__call__
     assert "trm.rundir" in GRAPH["trm.train.provenance"]
-    assert "trm.train.precision" in GRAPH["trm.config"]  # lazy, `from trm.train import precision`
+    # lazy, `from trm.train import precision`
+    assert "trm.train.precision" in GRAPH["trm.spec.layering"]
     assert len(GRAPH) > 50
 
 

@@ -153,13 +153,13 @@ def flops_cache() -> Path:
 
 
 def _model_code_stamp() -> str:
-    """A hash of the code the counts depend on (the model, and config's depth schedule): a
-    cache made before a change to it is not used."""
+    """A hash of the code the counts depend on (the model, and the depth curriculum's
+    schedule): a cache made before a change to it is not used."""
     import hashlib
 
     package = Path(__file__).parent
     digest = hashlib.sha1()
-    for path in [*sorted((package / "model").glob("*.py")), package / "config.py"]:
+    for path in [*sorted((package / "model").glob("*.py")), package / "train" / "curriculum.py"]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 

@@ -41,6 +41,7 @@ from torch import nn
 
 from trm import config as C
 from trm.model.layers import Attention
+from trm.train.curriculum import depth_schedule
 
 
 def linear_flops(module: nn.Linear, inputs: tuple, output) -> int:
@@ -193,15 +194,10 @@ def train_flops(spec: C.ModelSpec, vocab_size: int, seq_len: int, batch_size: in
 def schedule_train_flops(spec: C.RunSpec, vocab_size: int, seq_len: int, steps_run: int,
                          total_steps: int) -> int:
     """Training FLOPs of a run's first `steps_run` optimizer steps, each at the depth its
-    stage of train.depth_curriculum trains at (config.depth_schedule; one stage at the
-    model's depth without a curriculum, or in a checkout without the schedule)."""
+    stage of train.depth_curriculum trains at (trm/train/curriculum.py; one stage at the
+    model's depth without a curriculum)."""
     m = spec.model
-    schedule = getattr(C, "depth_schedule", None)
-    if schedule is None:
-        stages = [{"start_step": 0, "end_step": steps_run,
-                   "n_latent_steps": m.n_latent_steps, "n_cycles": m.n_cycles}]
-    else:
-        stages = schedule(spec, total_steps, steps_run)
+    stages = depth_schedule(spec, total_steps, steps_run)
     per_sample = sum(
         (st["end_step"] - st["start_step"])
         * train_step_flops_per_sample(m, vocab_size, seq_len, st["n_latent_steps"], st["n_cycles"])

@@ -37,6 +37,7 @@ from trm.data.dataset import PuzzleSplit, load_split
 from trm.files import atomic_save_npz, clean_temp_files
 from trm.model import build_model, grad_call_count
 from trm.train import checkpoint as ckpt
+from trm.train import curriculum
 from trm.train import distributed
 from trm.train import losses
 from trm.train import precision
@@ -224,7 +225,7 @@ class Trainer:
             compile_networks(self.model)
         self.total_steps = total_steps(spec, self.train_split)
         # train.depth_curriculum as step ranges (one stage at the model's depth without one).
-        self.depth_stages = C.depth_schedule(spec, self.total_steps)
+        self.depth_stages = curriculum.depth_schedule(spec, self.total_steps)
         self.optim = Optimizers(self.model, spec.optim, self.total_steps)
         self.ema = EMA(self.model, t.ema_rate) if t.ema else None
         # The global sampler on every rank (identical state); each rank keeps its slice.
@@ -278,15 +279,10 @@ class Trainer:
     # ---------------------------------------------------------------- depth schedule
     def depth_at(self, step: int) -> tuple[int, int]:
         """(n, T) of the optimizer step that starts after `step` completed steps."""
-        for stage in self.depth_stages:
-            if step < stage["end_step"]:
-                return stage["n_latent_steps"], stage["n_cycles"]
-        m = self.spec.model  # past the budget (evaluation, a re-evaluated finished run)
-        return m.n_latent_steps, m.n_cycles
+        return curriculum.depth_at(self.depth_stages, step, self.spec.model)
 
     def _set_training_depth(self) -> None:
-        """The curriculum's depth for the next step. A pure function of the step counter, so a
-        resumed run (the counter comes from its checkpoint) continues at the right stage."""
+        """The curriculum's depth for the next step (trm/train/curriculum.py)."""
         if self.spec.model.arch != "recursive":
             return
         n, T = self.depth_at(self.step)
@@ -294,38 +290,17 @@ class Trainer:
             self.model.set_depth(n, T)
 
     def training_call_counts(self, steps_run: int | None = None) -> dict:
-        """Network calls per optimizer step averaged over the schedule, weighted by the steps
-        taken in each stage (the first `steps_run`, default the steps done so far): what
-        compute accounting must use when a depth curriculum runs, since model.call_counts()
-        gives the depth the model is at now, the final one. Without a curriculum this is
-        model.call_counts() at the model's depth."""
-        m = self.spec.model
+        """Network calls per optimizer step over the first `steps_run` steps (default: the
+        steps done so far), each stage of a depth curriculum weighted by its steps; without
+        one, model.call_counts() at the model's depth (its integers, so records of runs
+        without a curriculum keep their bytes)."""
         steps_run = self.step if steps_run is None else steps_run
-        stages = C.depth_schedule(self.spec, self.total_steps, steps_run)
-        taken = sum(st["end_step"] - st["start_step"] for st in stages)
-        if not self.spec.train.depth_curriculum or taken == 0:
-            # The model's own depth, as the integers model.call_counts() gives (so records of
-            # runs without a curriculum keep their bytes if they switch to this method).
-            return dict(self.model.call_counts())
-        fwd = grad = 0
-        for st in stages:
-            k = st["end_step"] - st["start_step"]
-            n, T = st["n_latent_steps"], st["n_cycles"]
-            fwd += k * T * (n + 1)
-            grad += k * grad_call_count(m, n, T)
-        return {"forward_calls_per_step": fwd / taken, "grad_calls_per_step": grad / taken}
+        mean = curriculum.mean_call_counts(self.spec, self.total_steps, steps_run, grad_call_count)
+        return dict(self.model.call_counts()) if mean is None else mean
 
     def depth_schedule_record(self) -> dict:
-        """train.depth_curriculum as run_info.json shows it: each stage's step range, depth and
-        calls per step, and the whole schedule's mean calls per step."""
-        m = self.spec.model
-        stages = [dict(st, forward_calls_per_step=st["n_cycles"] * (st["n_latent_steps"] + 1),
-                       grad_calls_per_step=grad_call_count(m, st["n_latent_steps"], st["n_cycles"]))
-                  for st in self.depth_stages]
-        mean = self.training_call_counts(steps_run=self.total_steps)
-        return {"stages": stages,
-                "mean_forward_calls_per_step": mean["forward_calls_per_step"],
-                "mean_grad_calls_per_step": mean["grad_calls_per_step"]}
+        """train.depth_curriculum as run_info.json shows it (curriculum.schedule_record)."""
+        return curriculum.schedule_record(self.spec, self.total_steps, grad_call_count)
 
     # ---------------------------------------------------------------- one step
     def train_step(self) -> dict:

@@ -111,9 +111,9 @@ class SpecParam:
     (persistence._serialize_param), so the spec is no rerun trigger. Nothing that changes
     what a run computes can change in it without changing the run's directory: the
     signature in the path hashes every key of the resolved spec but the seed (in the path
-    too) and the keys that change nothing computed (trm/config.py NON_SEMANTIC, and new keys
-    at their default). So a finished run is never retrained or resubmitted because of its
-    spec; its spec.yaml stays the one it trained with."""
+    too) and the keys that change nothing computed (semantic=False in trm/spec/fields.py,
+    and new keys at their default). So a finished run is never retrained or resubmitted
+    because of its spec; its spec.yaml stays the one it trained with."""
 
     __slots__ = ("run",)
 
