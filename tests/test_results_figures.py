@@ -58,7 +58,7 @@ def test_missing_cells_with_known_x_are_marked_on_the_axes(example, tmp_path, te
 def test_unknown_figure_key_is_an_error_naming_it(example, tmp_path):
     _, study, _, runs = example
     bad = dict(study, figure={"x": "effective_depth", "y": "exact_accuracy", "colour": "model"})
-    with pytest.raises(ValueError, match="unknown key 'colour'"):
+    with pytest.raises(ValueError, match="unknown key 'figure.colour'"):
         figures.plot_study(bad, runs, tmp_path / "bad.pdf")
     bad = dict(study, figure={"x": "depth", "y": "exact_accuracy"})
     with pytest.raises(ValueError, match="figure.x: 'depth'"):

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from trm.keys import check_keys
 from trm.spec.fields import FIELD_RANGES, SECTIONS, RunSpec, to_dict
 from trm.spec.signature import flatten
 from trm.spec.validate import (SAFE_NAME, RangeError, SpecError, check_layer_ranges, check_ranges,
@@ -294,9 +295,7 @@ def check_seed_list(seeds: Any, where: str) -> None:
 
 def load_scale(scale: str, config_dir: Path = CONFIG_DIR, read: list | None = None) -> dict:
     data, where = _layer(scale, "scales", config_dir, read=read)
-    for key in data:
-        if key not in SCALE_KEYS:
-            raise SpecError(f"{where}unknown key '{key}' (valid: {', '.join(sorted(SCALE_KEYS))})")
+    check_keys(data, SCALE_KEYS, where.removesuffix(": "), error=SpecError)
     if data.get("seeds") is not None:
         check_seed_list(data["seeds"], f"{where}seeds: ")
     if data.get("success_threshold") is not None:

@@ -13,6 +13,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from trm.spec.fields import (FIELD_RANGES, STAGE_RANGES, DepthStage, ModelSpec, RunSpec,
                              flat_fields, schema)
+from trm.keys import check_keys
 from trm.spec.signature import flatten
 
 
@@ -108,12 +109,7 @@ def from_dict(cls: type, data: dict, prefix: str = "", where: str = "") -> Any:
     if not isinstance(data, dict):
         raise SpecError(f"{where}{prefix.rstrip('.') or 'spec'}: expected a mapping, got {data!r}")
     names, fields = schema(cls)
-    for key in data:
-        if key not in names:
-            raise SpecError(
-                f"{where}unknown key '{prefix}{key}' (valid keys under "
-                f"'{prefix.rstrip('.') or 'spec'}': {', '.join(sorted(names))})"
-            )
+    check_keys(data, names, where.removesuffix(": "), prefix, error=SpecError)
     kwargs = {}
     for name, tp, nested in fields:
         if name not in data:

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trm import config
 from trm.results import cells as cell_tools
 from trm.results import plotting
 from trm.results.collect import with_spec_columns
@@ -28,34 +27,14 @@ from trm.results.figures.common import (
     split_cells,
 )
 from trm.results.figures.facets import Facets, levels
-# The figure vocabulary is the one the study files are checked against at planning.
-from trm.studies import FIGURE_KEYS, FIGURE_KINDS, VIEW_KEYS
+from trm.studies import VIEW_KEYS
+from trm.studies.schema import check_view
 
 
 def validate_view(view: dict, runs: pd.DataFrame) -> dict:
-    """Check a `figure:` block. Keys: x, y, hue, style, col (each a runs column or a
-    dotted RunSpec key, read from the resolved spec), kind, title."""
-    if not isinstance(view, dict):
-        raise ValueError(f"figure: expected a mapping, got {view!r}")
-    for key in view:
-        if key not in FIGURE_KEYS:
-            raise ValueError(f"figure: unknown key '{key}' (valid keys: {', '.join(FIGURE_KEYS)})")
-    kind = view.get("kind") or "view"
-    if kind not in FIGURE_KINDS:
-        raise ValueError(f"figure.kind: '{kind}' is not one of {', '.join(FIGURE_KINDS)}")
-    if kind == "view":
-        for key in ("x", "y"):
-            if not view.get(key):
-                raise ValueError(f"figure: '{key}' is required")
-    known = set(runs.columns) | config.knob_keys() | ({"cell"} if kind != "view" else set())
-    for key in VIEW_KEYS:
-        column = view.get(key)
-        if column is not None and column not in known:
-            raise ValueError(
-                f"figure.{key}: '{column}' is neither a column of the runs table "
-                f"nor a run spec key"
-            )
-    return {**{k: view.get(k) for k in FIGURE_KEYS}, "kind": kind}
+    """Check a `figure:` block against the runs table it will be drawn from: the same check
+    as at planning (trm.studies.schema.check_view), with the table's own columns."""
+    return check_view(view, "figure", columns=runs.columns)
 
 
 def default_view(study: dict) -> dict:
