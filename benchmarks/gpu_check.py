@@ -89,7 +89,7 @@ def memory_stats(device: str) -> dict:
 def time_model(model: str, cfg: dict, data_dir: Path, data_over: dict, peak: float) -> dict:
     import torch
 
-    from trm.train.loop import compile_networks
+    from trm.train.device import compile_networks
 
     dev = cfg["device"]
     sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)

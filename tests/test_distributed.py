@@ -130,7 +130,7 @@ def test_one_process_checkpoint_resumes_in_two_processes(tmp_path, smoke_data, c
             log.write(loop._json(rec) + "\n")
             if trainer.step == 8:
                 ev = trainer.evaluate(periodic=True)
-                log.write(loop._json({"step": 8, **loop._eval_summary(ev, trainer.n_sup_eval)}) + "\n")
+                log.write(loop._json({"step": 8, **loop.eval_summary(ev, trainer.n_sup_eval)}) + "\n")
     ckpt.save(trainer.state_dict(), part / "checkpoints")
     _launch(2, spec_path, part, smoke_data)
     assert json.loads((part / "run_info.json").read_text())["resumed_from_step"] == 12

@@ -23,7 +23,6 @@ backend, default inductor), train.tf32 (TF32 matmuls on CUDA).
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +33,17 @@ from trm import config as C
 from trm import rundir
 from trm.data import identity as data_identity
 from trm.data.dataset import PuzzleSplit, load_split
-from trm.files import atomic_save_npz, clean_temp_files
+from trm.files import clean_temp_files
 from trm.model import build_model, grad_call_count
 from trm.train import checkpoint as ckpt
 from trm.train import curriculum
 from trm.train import distributed
 from trm.train import losses
 from trm.train import precision
+from trm.train.device import compile_networks, configure_backends, pick_device
 from trm.train.ema import EMA
-from trm.train.evaluate import (autocast, build_scorers, eval_indices, eval_record_at, evaluate_steps,
-                                example_puzzle_ids, task_metrics_at)
+from trm.train.metrics_record import SINK_KEYS, eval_summary, metrics_record
+from trm.train.evaluate import autocast, build_scorers, eval_indices, evaluate_steps, example_puzzle_ids
 from trm.train.optim import build_optimizers, set_lr
 from trm.train.sampler import GroupSampler
 
@@ -146,12 +146,6 @@ class Carry:
         )
 
 
-def pick_device(spec: C.TrainSpec) -> torch.device:
-    if spec.device == "cuda" or (spec.device == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
 def total_steps(spec: C.RunSpec, train: PuzzleSplit) -> int:
     """Fixed optimizer-step budget; with `epochs`, counted the official way."""
     t = spec.train
@@ -160,32 +154,6 @@ def total_steps(spec: C.RunSpec, train: PuzzleSplit) -> int:
     groups = int(train.meta.get("total_groups", len(train.group_indices) - 1))
     mean_ex = float(train.meta.get("mean_puzzle_examples", 1.0))
     return max(1, int(t.epochs * groups * mean_ex / t.global_batch_size))
-
-
-def configure_backends(t: C.TrainSpec, device: torch.device) -> None:
-    """Determinism everywhere; TF32 only when asked for and on CUDA."""
-    if device.type == "cuda":
-        # cuBLAS needs this for deterministic algorithms (set before its first use).
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cuda.matmul.allow_tf32 = bool(t.tf32)
-        torch.backends.cudnn.allow_tf32 = bool(t.tf32)
-    if t.compile:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        # The public call also sets inductor's `deterministic` flag, and importing inductor
-        # (with dynamo) costs ~1.5 s of every run's start-up; without torch.compile that flag
-        # is never read, so eager runs set only the ATen switch the public call sets.
-        torch._C._set_deterministic_algorithms(True, warn_only=True)
-
-
-def compile_networks(model: torch.nn.Module) -> None:
-    """torch.compile the recursion's networks in place (nn.Module.compile): the hot loop is
-    compiled, the state_dict keys and the Python control flow around it are unchanged."""
-    backend = os.environ.get("TRM_COMPILE_BACKEND", "inductor")
-    for name in ("net_L", "net_H"):
-        net = getattr(model, name, None)
-        if net is not None:
-            net.compile(backend=backend)
 
 
 class Trainer:
@@ -532,7 +500,7 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
                     log.flush()
                 sinks.log(rec, s)
             if t.eval_interval and s % t.eval_interval == 0 and s < trainer.total_steps:
-                erec = {"step": s, **_eval_summary(trainer.evaluate(periodic=True), trainer.n_sup_eval)}
+                erec = {"step": s, **eval_summary(trainer.evaluate(periodic=True), trainer.n_sup_eval)}
                 if main:
                     log.write(_json(erec) + "\n")
                     log.flush()
@@ -546,73 +514,15 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
         bar.close()
         if log is not None:
             log.close()
-    metrics = _metrics(spec, trainer, status, diverged_at, error)
+    metrics = metrics_record(spec, trainer, status, diverged_at, error)
     if main:
         info.update(provenance.finish(info, trainer))
         ckpt.atomic_write_json(run_dir / rundir.RUN_INFO, info)
         rundir.write_metrics(run_dir, metrics)
-        sinks.log({k: v for k, v in metrics.items() if k in _SINK_KEYS}, trainer.step)
+        sinks.log({k: v for k, v in metrics.items() if k in SINK_KEYS}, trainer.step)
     sinks.close()
     comm.barrier()  # nobody leaves before rank 0 has written the record
     return metrics
-
-
-_SINK_KEYS = ("exact_accuracy", "cell_accuracy", "valid_optimal_accuracy", "pass@1", "pass@2")
-
-
-def _eval_summary(ev: dict, k: int) -> dict:
-    """Scalars of one periodic evaluation, at the headline N_sup, for train.jsonl."""
-    out = {"eval_n": ev["n"], "eval_exact_accuracy": ev["exact_accuracy"][k - 1],
-           "eval_cell_accuracy": ev["cell_accuracy"][k - 1]}
-    for key, value in task_metrics_at(ev, k).items():
-        out[f"eval_{key}"] = value
-    return out
-
-
-def _metrics(spec: C.RunSpec, trainer: Trainer, status: str, diverged_at, error) -> dict:
-    counts = trainer.model.param_counts()
-    calls = trainer.training_call_counts()
-    out = {
-        **rundir.metrics_header(spec, status),
-        "steps": trainer.step,
-        "total_steps": trainer.total_steps,
-        "diverged_at_step": diverged_at,
-        "error": error,
-        **counts,
-        **calls,
-        "effective_depth": C.effective_depth(spec.model),
-        "train_flops": None,  # counted from the spec by trm.results.collect (trm/model/flops.py)
-        "data_provenance": trainer.data_provenance,
-        "spec": C.to_dict(spec),
-    }
-    if status != "ok":
-        return out
-    ev = trainer.evaluate()  # all ranks take part
-    n_sup = trainer.n_sup_eval
-    if trainer.comm.is_main:
-        atomic_save_npz(trainer.run_dir / rundir.PREDICTIONS, correct=ev["correct"][n_sup - 1])
-    per_step = {"exact_accuracy": ev["exact_accuracy"], "cell_accuracy": ev["cell_accuracy"]}
-    if "maze" in ev["scorers"]:
-        per_step["valid_optimal_accuracy"] = ev["scorers"]["maze"]["valid_optimal_accuracy"]
-    out.update(
-        {
-            "n_test": ev["n"],
-            "n_supervision_eval": n_sup,
-            "exact_accuracy": ev["exact_accuracy"][n_sup - 1],
-            "cell_accuracy": ev["cell_accuracy"][n_sup - 1],
-            **task_metrics_at(ev, n_sup),
-            "per_step": per_step,
-            "test_time": [eval_record_at(ev, k) for k in trainer.eval_ks],
-            "halting": ev["halting"],
-        }
-    )
-    if "arc" in ev["scorers"]:
-        out["arc"] = {"n_supervision": n_sup, **ev["scorers"]["arc"][n_sup]}
-    # Accuracy per instance-difficulty bin after every step (datasets that record difficulty).
-    for key in ("by_difficulty", "by_cell_difficulty"):
-        if key in ev:
-            out[key] = ev[key]
-    return out
 
 
 def _json(obj) -> str:

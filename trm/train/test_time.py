@@ -66,7 +66,7 @@ from trm.train import checkpoint as ckpt
 from trm.train import precision
 from trm.train.evaluate import (accuracy_at, autocast, eval_indices, evaluate_steps, example_puzzle_ids,
                                 halting_stats, ignore_label_id)
-from trm.train.loop import configure_backends, pick_device
+from trm.train.device import configure_backends, pick_device
 
 SWEEPS = ("n_supervision", "depth", "trajectories", "arc_votes")
 
