@@ -181,7 +181,7 @@ def test_every_published_row_has_a_full_protocol_card(reference):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda c: c.update(colour="red"), "unknown field 'colour'"),
+        (lambda c: c.update(colour="red"), "unknown key 'colour'"),
         (lambda c: c.pop("precision"), "missing field 'precision'"),
         (lambda c: c.update(batch=""), "field 'batch' must be a non-empty"),
         (lambda c: c.update(augmentations=None), "field 'augmentations' must be a non-empty"),

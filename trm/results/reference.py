@@ -128,10 +128,7 @@ def validate_card(card: Any, where: str) -> dict:
     source is silent: a blank would hide whether anyone looked)."""
     if not isinstance(card, dict):
         raise ReferenceError(f"{where}: expected a mapping of {', '.join(CARD_FIELDS)}")
-    for key in card:
-        if key not in CARD_FIELDS:
-            raise ReferenceError(
-                f"{where}: unknown field '{key}' (valid: {', '.join(CARD_FIELDS)})")
+    check_keys(card, CARD_FIELDS, where, error=ReferenceError)
     for key in CARD_FIELDS:
         if key not in card:
             raise ReferenceError(f"{where}: missing field '{key}' (write \"not stated\" if unknown)")
