@@ -168,3 +168,14 @@ def test_readme_stays_short_and_keeps_its_test_command():
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 220
     assert "pip install -e '.[test,fast]' && python -m pytest -q" in text
+
+
+def test_architecture_page_names_every_part_of_the_package():
+    """docs/architecture.md maps the package: a module or subpackage it does not name is one a
+    newcomer cannot place (the layer test places it for the imports, this page for people)."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    package = ROOT / "trm"
+    parts = [p.name for p in package.iterdir()
+             if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()]
+    missing = [name for name in parts if (name if name.endswith(".py") else f"trm/{name}/") not in page]
+    assert not missing, f"docs/architecture.md does not name: {missing}"
