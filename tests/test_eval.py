@@ -574,6 +574,14 @@ def test_maze_run_reports_valid_optimal(tmp_path):
     assert m["valid_optimal_accuracy"] >= m["exact_accuracy"]  # exact implies valid here
     assert len(m["per_step"]["valid_optimal_accuracy"]) == len(m["per_step"]["exact_accuracy"])
     assert "valid_optimal_accuracy" in m["test_time"][0]
+    # `trm eval` reports the same path score at the trained depth, and at another depth too.
+    sweep = evaluate_run(tmp_path / "run", n_supervision=[1], n_latent_steps=[1], verbose=False)
+    k = m["n_supervision_eval"]
+    trained = [r for r in sweep["rows"] if r["sweep"] == "n_supervision" and r["n_supervision"] == k]
+    assert trained[0]["valid_optimal_accuracy"] == m["valid_optimal_accuracy"]
+    assert trained[0]["halting"] == m["halting"]
+    other = [r for r in sweep["rows"] if r["sweep"] == "depth" and r["n_latent_steps"] == 1]
+    assert other and all("valid_optimal_accuracy" in r and "total_depth" in r for r in other)
 
 
 # --------------------------------------------------------------------------------------

@@ -64,8 +64,8 @@ from trm.data.dataset import load_split
 from trm.model import build_model
 from trm.train import checkpoint as ckpt
 from trm.train import precision
-from trm.train.evaluate import (accuracy_at, autocast, eval_indices, evaluate_steps, example_puzzle_ids,
-                                halting_stats, ignore_label_id)
+from trm.train.evaluate import (accuracy_at, autocast, build_scorers, eval_indices, evaluate_steps,
+                                example_puzzle_ids, halting_stats, ignore_label_id, task_metrics_at)
 from trm.train.device import configure_backends, pick_device
 
 SWEEPS = ("n_supervision", "depth", "trajectories", "arc_votes")
@@ -290,12 +290,15 @@ def _multiplier(k: int, k_eval: int):
 
 
 def run_test_time(run_dir, settings: dict, *, n_supervision=None, depth_n_supervision=None,
-                  data_dir=None, device=None, verbose: bool = True) -> dict:
+                  task_metrics: bool = False, data_dir=None, device=None,
+                  verbose: bool = True) -> dict:
     """All sweeps of `settings` (trm.studies.test_time.check_settings) on one trained run.
     n_supervision: the N_sup sweep's step counts (default: the multipliers x the run's
     evaluation N_sup K); depth_n_supervision: the step counts every depth is read at
-    (default: K). `trm eval` names both. Returns the record (status "ok"); raises if the run
-    cannot be evaluated."""
+    (default: K). `trm eval` names both, and asks for task_metrics: the n_supervision and
+    depth rows then also carry the task's own scores (Maze valid-and-optimal paths), the
+    halting statistics and the total depth. Returns the record (status "ok"); raises if the
+    run cannot be evaluated."""
     t_start, cpu_start = time.perf_counter(), time.process_time()
     run = open_trained_run(run_dir, data_dir, device)
     run_dir, spec, state, data_dir, test, dev = (run.run_dir, run.spec, run.state, run.data_dir,
@@ -336,11 +339,23 @@ def run_test_time(run_dir, settings: dict, *, n_supervision=None, depth_n_superv
     if verbose:
         print(f"test-time: {run_dir}: {len(indices)} examples, N_sup up to {max(plain_ks)}",
               file=sys.stderr)
-    plain = evaluate_steps(model, test, plain_ks, bs, dev, indices=indices, scorers=scorers, bf16=bf16)
+    # The task's own scorers (Maze paths) only where asked for: a study's rows keep their columns.
+    task_scorers = (build_scorers(spec.data.task, test, data_dir, plain_ks)
+                    if task_metrics and spec.data.task == "maze" else [])
+
+    def scores(ev: dict, k: int, depth_per_step: int) -> dict:
+        if not task_metrics:
+            return accuracy_at(ev, k)
+        return {**accuracy_at(ev, k), **task_metrics_at(ev, k), "total_depth": k * depth_per_step,
+                "halting": halting_stats(ev["correct"], ev["halted"], k)}
+
+    plain = evaluate_steps(model, test, plain_ks, bs, dev, indices=indices,
+                           scorers=scorers + task_scorers, bf16=bf16)
+    trained_per_step = C.effective_depth(m)
     for k in nsup_ks:
         rows.append({"sweep": "n_supervision", "multiplier": _multiplier(k, k_eval), "n_supervision": k,
                      "n_latent_steps": model.n_latent_steps, "n_cycles": model.n_cycles,
-                     **accuracy_at(plain, k), "test_flops_per_puzzle": test_flops(k)})
+                     **scores(plain, k, trained_per_step), "test_flops_per_puzzle": test_flops(k)})
     times["n_supervision"] = time.perf_counter() - t0
 
     # ---- ARC votes (from the same evaluation, at K steps)
@@ -373,9 +388,10 @@ def run_test_time(run_dir, settings: dict, *, n_supervision=None, depth_n_superv
             except ValueError as e:  # e.g. multi_scale_z carries fewer z's than n
                 rows += [row | {"error": str(e)} for row in depth_rows]
                 continue
-            ev = evaluate_steps(model, test, depth_ks, bs, dev, indices=indices, bf16=bf16)
+            ev = evaluate_steps(model, test, depth_ks, bs, dev, indices=indices, scorers=task_scorers,
+                                bf16=bf16)
             model.set_depth(*trained_depth)
-        rows += [row | accuracy_at(ev, row["n_supervision"])
+        rows += [row | scores(ev, row["n_supervision"], row["depth_per_step"])
                  | {"test_flops_per_puzzle": test_flops(row["n_supervision"], n, T)} for row in depth_rows]
     times["depth"] = time.perf_counter() - t0
 
@@ -477,8 +493,8 @@ def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), arc_
     settings = check_settings("trm eval", {"max_examples": 0, "depths": depths,
                                            "arc_votes": sorted({int(v) for v in arc_votes})})
     record = {"study": EVAL_RECORD, "run_dir": str(run_dir)} | run_test_time(
-        run_dir, settings, n_supervision=ks, depth_n_supervision=ks, data_dir=data_dir,
-        device=device, verbose=verbose)
+        run_dir, settings, n_supervision=ks, depth_n_supervision=ks, task_metrics=True,
+        data_dir=data_dir, device=device, verbose=verbose)
     atomic_write_json(Path(result_path(str(run_dir), EVAL_RECORD)), record)
     return record
 
