@@ -247,8 +247,8 @@ def test_training_follows_the_schedule_and_evaluates_at_the_model_depth(tmp_path
     trainer.step = 5
     trainer._set_training_depth()
     seen = []
-    real = loop.evaluate
-    monkeypatch.setattr(loop, "evaluate", lambda model, *a, **k: (
+    real = loop.evaluate_steps
+    monkeypatch.setattr(loop, "evaluate_steps", lambda model, *a, **k: (
         seen.append((model.n_latent_steps, model.n_cycles)), real(model, *a, **k))[1])
     trainer.evaluate(periodic=True)
     assert seen == [(2, 1)] and (trainer.model.n_latent_steps, trainer.model.n_cycles) == (1, 1)
