@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from trm import config as C
-from trm import slurm as SL
+from trm import slurm as slurm_jobs
 from trm import resources
 from trm import studies as S
 
@@ -455,16 +455,16 @@ def test_bad_slurm_setup_line(char):
 
 
 def test_bad_slurm_job_name():
-    refused_clearly(lambda: SL.slurm_parameters(resources.Resources(), "trm-x\n#SBATCH --wrap=evil"), "job name")
+    refused_clearly(lambda: slurm_jobs.slurm_parameters(resources.Resources(), "trm-x\n#SBATCH --wrap=evil"), "job name")
 
 
 def test_bad_slurm_run_directory(tmp_path):
-    refused_clearly(lambda: SL.sbatch_script(resources.Resources(), "trm-x", tmp_path / "run\ndir"), "run directory")
+    refused_clearly(lambda: slurm_jobs.sbatch_script(resources.Resources(), "trm-x", tmp_path / "run\ndir"), "run directory")
 
 
 def test_bad_slurm_resources_built_directly():
     res = dataclasses.replace(resources.Resources(), qos="normal\n#SBATCH --x")
-    refused_clearly(lambda: SL.slurm_parameters(res, "trm-x"), "qos")
+    refused_clearly(lambda: slurm_jobs.slurm_parameters(res, "trm-x"), "qos")
 
 
 # --------------------------------------------------------------------------------------

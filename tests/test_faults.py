@@ -26,7 +26,7 @@ import yaml
 
 from trm import config as C
 from trm import rundir
-from trm import slurm as S
+from trm import slurm as slurm_jobs
 from trm import resources
 from trm.data import identity
 from trm.data.build import build_dataset
@@ -474,19 +474,19 @@ class FakeJob:
 @pytest.mark.parametrize("state, reason", [("PENDING", "launch failed requeued held"),
                                            ("PENDING", "JobHeldAdmin"), ("REQUEUE_HOLD", "")])
 def test_held_job_is_reported_then_recorded_failed(tmp_path, monkeypatch, capsys, state, reason):
-    monkeypatch.setattr(S, "_run", HeldSlurm(state, reason))
+    monkeypatch.setattr(slurm_jobs, "_run", HeldSlurm(state, reason))
     inject()
     t0 = time.time()
-    with pytest.raises(S.JobHeld, match="scontrol release 5"):
-        S.wait(FakeJob(tmp_path), tmp_path, "slurm", 0.05, time.time() + 60, held_grace_s=0.5)
+    with pytest.raises(slurm_jobs.JobHeld, match="scontrol release 5"):
+        slurm_jobs.wait(FakeJob(tmp_path), tmp_path, "slurm", 0.05, time.time() + 60, held_grace_s=0.5)
     assert time.time() - t0 < 10
     cap = capsys.readouterr()
     for stream in (cap.out, cap.err):  # launcher.log gets stdout; the terminal stderr
         assert "is held" in stream and "scontrol release 5" in stream
     # Not held: a plain pending job is waited on (until the deadline), never failed.
-    monkeypatch.setattr(S, "_run", HeldSlurm("PENDING", "Resources"))
+    monkeypatch.setattr(slurm_jobs, "_run", HeldSlurm("PENDING", "Resources"))
     with pytest.raises(TimeoutError):
-        S.wait(FakeJob(tmp_path), tmp_path, "slurm", 0.05, time.time() + 0.4, held_grace_s=0.1)
+        slurm_jobs.wait(FakeJob(tmp_path), tmp_path, "slurm", 0.05, time.time() + 0.4, held_grace_s=0.1)
 
 
 def test_held_grace_is_a_validated_resource():
@@ -582,7 +582,7 @@ def job_id(run_dir) -> str | None:
 
 def sbatch_count(spec_path: Path, run_dir: Path) -> int:
     """Jobs SLURM accounting has under this run's job name (every sbatch, finished or not)."""
-    name = S.job_name(C.load_spec(spec_path), run_dir)
+    name = slurm_jobs.job_name(C.load_spec(spec_path), run_dir)
     r = subprocess.run(["sacct", "-X", "-n", "-P", "--name", name, "-S", "2000-01-01", "-o", "JobID"],
                        capture_output=True, text=True, check=True)
     return len(r.stdout.split())
@@ -609,12 +609,12 @@ def test_cancelled_and_held_jobs_are_recorded_failed_then_retried(smoke_data, tm
     proc = launcher(short, held, smoke_data)
     assert proc.wait(timeout=240) == 0, Path(f"{held}.log").read_text()
     assert json.loads((held / "metrics.json").read_text())["status"] == "ok"
-    assert S.submitted_ids(held) == [jid] and sbatch_count(short, held) == 1
+    assert slurm_jobs.submitted_ids(held) == [jid] and sbatch_count(short, held) == 1
     # 2. Cancelled while running: recorded failed with the reason (the tables show it).
     run_dir = tmp_path / "cancelled"
     proc = launcher(spec, run_dir, smoke_data)
     jid = wait_for(lambda: job_id(run_dir), 120, "the job id")
-    wait_for(lambda: S.job_state(jid) == "RUNNING" and (run_dir / "checkpoints" / ckpt.LATEST).exists(),
+    wait_for(lambda: slurm_jobs.job_state(jid) == "RUNNING" and (run_dir / "checkpoints" / ckpt.LATEST).exists(),
              180, "the job to run and checkpoint")
     subprocess.run(["scancel", jid], check=True)
     inject()
@@ -657,7 +657,7 @@ def test_snakemake_killed_alone_then_restarted_submits_nothing_twice(repo_copy):
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         jid = wait_for(lambda: job_id(run_dir), 240, "the job to be submitted")
-        wait_for(lambda: S.job_state(jid) == "RUNNING", 120, "the job to run")
+        wait_for(lambda: slurm_jobs.job_state(jid) == "RUNNING", 120, "the job to run")
     finally:
         first.send_signal(signal.SIGKILL)  # Snakemake only: its launcher is orphaned
         first.wait()
@@ -676,5 +676,5 @@ def test_snakemake_killed_alone_then_restarted_submits_nothing_twice(repo_copy):
     n = sbatch_count(run_dir / "spec.yaml", run_dir)
     TALLY["duplicate_submissions"] += n - 1
     TALLY["runs_lost"] += finished(run_dir) is None
-    assert S.submitted_ids(run_dir) == [jid] and n == 1
+    assert slurm_jobs.submitted_ids(run_dir) == [jid] and n == 1
     assert TALLY["runs_lost"] == 0 and TALLY["duplicate_submissions"] == 0

@@ -16,7 +16,7 @@ import yaml
 
 from trm import config as C
 from trm import rundir
-from trm import slurm as S
+from trm import slurm as slurm_jobs
 from trm import resources
 from trm.launch import TrainJob, launch
 
@@ -78,7 +78,7 @@ def test_bad_resource_fails_before_anything_is_submitted(tmp_path):
 
 
 def test_slurm_launcher_needs_sbatch(tmp_path, monkeypatch):
-    monkeypatch.setattr(S.shutil, "which", lambda name: None)
+    monkeypatch.setattr(slurm_jobs.shutil, "which", lambda name: None)
     with pytest.raises(C.SpecError, match="'sbatch' is not on PATH"):
         launch(smoke_spec(tmp_path), tmp_path / "run", "slurm")
 
@@ -94,22 +94,22 @@ def test_sbatch_script_maps_every_resource(tmp_path):
         "gpu": 4, "gpu_type": "a100", "cpus_per_task": 8, "mem_mb": 64000, "runtime": 1440,
         "signal_delay_s": 90, "slurm_extra": "--exclude=n01", "slurm_setup": "module load cuda\nsource x # y: z",
     })
-    text = S.sbatch_script(res, "trm-x", tmp_path / "%j")
+    text = slurm_jobs.sbatch_script(res, "trm-x", tmp_path / "%j")
     for line in ("--partition=gpu", "--account=proj", "--qos=high", "--constraint='a100|h100'",
                  "--gpus-per-node=a100:4", "--ntasks-per-node=4", "--cpus-per-task=8", "--mem=64000M",
                  "--time=1440", "--signal=USR2@90", "--requeue", "--exclude=n01", "--job-name=trm-x",
                  "--nodes=1"):
         assert f"#SBATCH {line}\n" in text, line
     assert "\nmodule load cuda\nsource x # y: z\n" in text
-    gres = S.sbatch_script(resources.parse_resources({"gpu": 1, "gpu_flag": "gres"}), "j", tmp_path)
+    gres = slurm_jobs.sbatch_script(resources.parse_resources({"gpu": 1, "gpu_flag": "gres"}), "j", tmp_path)
     assert "#SBATCH --gres=gpu:1\n" in gres and "--ntasks-per-node=1" in gres
-    cpu = S.sbatch_script(resources.parse_resources({"mem_mb": 0}), "j", tmp_path)
+    cpu = slurm_jobs.sbatch_script(resources.parse_resources({"mem_mb": 0}), "j", tmp_path)
     assert "gpus" not in cpu and "--mem" not in cpu and "--partition" not in cpu
 
 
 def test_job_name_is_unique_per_run_directory(tmp_path):
     spec = C.load_spec(smoke_spec(tmp_path))
-    a, b = S.job_name(spec, tmp_path / "a"), S.job_name(spec, tmp_path / "b")
+    a, b = slurm_jobs.job_name(spec, tmp_path / "a"), slurm_jobs.job_name(spec, tmp_path / "b")
     assert a != b and a.startswith(f"trm-sudoku-trm_mlp-{C.signature(spec)}-s0-")
 
 
@@ -229,27 +229,27 @@ class FakeSlurm:
 
 
 def test_job_state_squeue_then_sacct(monkeypatch):
-    monkeypatch.setattr(S, "_run", FakeSlurm({"7": "RUNNING"}, sacct={"8": "CANCELLED by 0\n"}))
-    assert S.job_state("7") == "RUNNING"
-    assert S.job_state("8") == "CANCELLED"
-    assert S.job_state("9") is None
-    monkeypatch.setattr(S, "_run", FakeSlurm({}, down=True))
-    assert S.job_state("7") == S.UNKNOWN
+    monkeypatch.setattr(slurm_jobs, "_run", FakeSlurm({"7": "RUNNING"}, sacct={"8": "CANCELLED by 0\n"}))
+    assert slurm_jobs.job_state("7") == "RUNNING"
+    assert slurm_jobs.job_state("8") == "CANCELLED"
+    assert slurm_jobs.job_state("9") is None
+    monkeypatch.setattr(slurm_jobs, "_run", FakeSlurm({}, down=True))
+    assert slurm_jobs.job_state("7") == slurm_jobs.UNKNOWN
 
 
 def test_find_live_job_by_id_file_then_by_name(tmp_path, monkeypatch):
     folder = tmp_path / "submitit"
     folder.mkdir()
     fake = FakeSlurm({"11": "COMPLETED", "12": "PENDING"}, names={"12": "trm-a"})
-    monkeypatch.setattr(S, "_run", fake)
-    assert S.find_live_job(tmp_path, "trm-b") is None
+    monkeypatch.setattr(slurm_jobs, "_run", fake)
+    assert slurm_jobs.find_live_job(tmp_path, "trm-b") is None
     (folder / "job_id").write_text("11\n")
-    assert S.find_live_job(tmp_path, "trm-b") is None  # finished: submit again
-    assert S.find_live_job(tmp_path, "trm-a") == ("12", "PENDING")  # killed before job_id was written
+    assert slurm_jobs.find_live_job(tmp_path, "trm-b") is None  # finished: submit again
+    assert slurm_jobs.find_live_job(tmp_path, "trm-a") == ("12", "PENDING")  # killed before job_id was written
     fake.states["11"] = "REQUEUED"
-    assert S.find_live_job(tmp_path, "trm-b") == ("11", "REQUEUED")
-    monkeypatch.setattr(S, "_run", FakeSlurm({}, down=True))
-    assert S.find_live_job(tmp_path, "trm-b") == ("11", S.UNKNOWN)  # never guess "gone"
+    assert slurm_jobs.find_live_job(tmp_path, "trm-b") == ("11", "REQUEUED")
+    monkeypatch.setattr(slurm_jobs, "_run", FakeSlurm({}, down=True))
+    assert slurm_jobs.find_live_job(tmp_path, "trm-b") == ("11", slurm_jobs.UNKNOWN)  # never guess "gone"
 
 
 def test_restarted_launcher_reattaches_instead_of_submitting(tmp_path, monkeypatch):
@@ -257,20 +257,20 @@ def test_restarted_launcher_reattaches_instead_of_submitting(tmp_path, monkeypat
     run_dir = tmp_path / "run"
     (run_dir / "submitit").mkdir(parents=True)
     (run_dir / "submitit" / "job_id").write_text("42\n")
-    monkeypatch.setattr(S, "_run", FakeSlurm({"42": "RUNNING"}))
-    monkeypatch.setattr(S.shutil, "which", lambda name: "/usr/bin/" + name)
-    monkeypatch.setattr(S, "submit_slurm", lambda *a, **k: pytest.fail("submitted a second job"))
+    monkeypatch.setattr(slurm_jobs, "_run", FakeSlurm({"42": "RUNNING"}))
+    monkeypatch.setattr(slurm_jobs.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(slurm_jobs, "submit_slurm", lambda *a, **k: pytest.fail("submitted a second job"))
     seen = {}
 
     def fake_wait(sub, run_dir, cluster, poll_s, deadline, held_grace_s=0):
         seen["job"] = sub.job_id
         return {"status": "ok", "steps": 1}
 
-    monkeypatch.setattr(S, "wait", fake_wait)
+    monkeypatch.setattr(slurm_jobs, "wait", fake_wait)
     assert launch(spec_path, run_dir, "slurm", resources={"poll_s": 0.1}) == 0
     assert seen["job"] == "42"
     assert "attached 42 RUNNING" in (run_dir / "submitit" / "submissions.log").read_text()
-    assert S.submitted_ids(run_dir) == []
+    assert slurm_jobs.submitted_ids(run_dir) == []
 
 
 class FakeJob:
@@ -288,25 +288,25 @@ class FakeJob:
 
 def test_wait_returns_metrics_or_gives_up(tmp_path, monkeypatch):
     job = FakeJob(tmp_path)
-    monkeypatch.setattr(S, "_run", FakeSlurm({"5": "RUNNING"}))
+    monkeypatch.setattr(slurm_jobs, "_run", FakeSlurm({"5": "RUNNING"}))
     with pytest.raises(TimeoutError, match="deadline passed.*not cancelled"):
-        S.wait(job, tmp_path, "slurm", 0.05, time.time() + 0.3)
+        slurm_jobs.wait(job, tmp_path, "slurm", 0.05, time.time() + 0.3)
     (tmp_path / "metrics.json").write_text('{"status": "ok"}')
-    assert S.wait(job, tmp_path, "slurm", 0.05, time.time() + 5) == {"status": "ok"}
+    assert slurm_jobs.wait(job, tmp_path, "slurm", 0.05, time.time() + 5) == {"status": "ok"}
 
 
 def test_wait_notices_a_job_that_left_the_queue(tmp_path, monkeypatch):
     job = FakeJob(tmp_path)
     job.paths.stderr.write_text("slurmstepd: error: *** JOB 5 CANCELLED ***\n")
-    monkeypatch.setattr(S, "_run", FakeSlurm({"5": "CANCELLED"}))
-    monkeypatch.setattr(S, "MIN_GRACE_S", 0.2)
+    monkeypatch.setattr(slurm_jobs, "_run", FakeSlurm({"5": "CANCELLED"}))
+    monkeypatch.setattr(slurm_jobs, "MIN_GRACE_S", 0.2)
     t0 = time.time()
-    with pytest.raises(S.JobLost, match="(?s)CANCELLED.*resume.*JOB 5 CANCELLED"):
-        S.wait(job, tmp_path, "slurm", 0.05, time.time() + 60)
+    with pytest.raises(slurm_jobs.JobLost, match="(?s)CANCELLED.*resume.*JOB 5 CANCELLED"):
+        slurm_jobs.wait(job, tmp_path, "slurm", 0.05, time.time() + 60)
     assert time.time() - t0 < 10
-    monkeypatch.setattr(S, "_run", FakeSlurm({}, down=True))  # controller down: keep waiting
+    monkeypatch.setattr(slurm_jobs, "_run", FakeSlurm({}, down=True))  # controller down: keep waiting
     with pytest.raises(TimeoutError):
-        S.wait(job, tmp_path, "slurm", 0.05, time.time() + 0.5)
+        slurm_jobs.wait(job, tmp_path, "slurm", 0.05, time.time() + 0.5)
 
 
 # ----------------------------------------------------------------- the job object
@@ -352,9 +352,9 @@ def test_result_of_an_unwatched_finished_job_is_recovered(tmp_path, monkeypatch)
     rundir.write_outcome(run_dir, "77", metrics)
     # A pickle that would leave a file behind if anything unpickled it.
     (folder / "77" / "77_0_result.pkl").write_bytes(pickle.dumps(Tripwire(tmp_path / "unpickled")))
-    monkeypatch.setattr(S, "_run", FakeSlurm({}))  # SLURM has forgotten the job
-    monkeypatch.setattr(S.shutil, "which", lambda name: "/usr/bin/" + name)
-    monkeypatch.setattr(S, "submit_slurm", lambda *a, **k: pytest.fail("submitted a second job"))
+    monkeypatch.setattr(slurm_jobs, "_run", FakeSlurm({}))  # SLURM has forgotten the job
+    monkeypatch.setattr(slurm_jobs.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(slurm_jobs, "submit_slurm", lambda *a, **k: pytest.fail("submitted a second job"))
     assert launch(spec_path, run_dir, "slurm") == 0
     assert json.loads((run_dir / "metrics.json").read_text()) == metrics
     assert "recovered 77" in (folder / "submissions.log").read_text()
@@ -364,13 +364,13 @@ def test_result_of_an_unwatched_finished_job_is_recovered(tmp_path, monkeypatch)
     (run_dir / "metrics.json").unlink()
     with open(folder / "submissions.log", "a") as f:
         f.write("2026-01-01T00:00:10+00:00 finished 77 ok\n")
-    assert S.recover_result(spec, run_dir) is None
+    assert slurm_jobs.recover_result(spec, run_dir) is None
     # ... and so does a failed result, one of another run, or another job's record.
     (folder / "submissions.log").write_text("2026-01-01T00:00:00+00:00 submitted 77 trm-x\n")
     for bad, jid in (({**metrics, "status": "failed"}, "77"), ({**metrics, "seed": 1}, "77"),
                      (metrics, "76")):
         rundir.write_outcome(run_dir, jid, bad)
-        assert S.recover_result(spec, run_dir) is None
+        assert slurm_jobs.recover_result(spec, run_dir) is None
     assert not (tmp_path / "unpickled").exists()
 
 
