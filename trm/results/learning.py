@@ -251,14 +251,14 @@ class StudyCells:
 
 def study_cells(study: dict, runs: pd.DataFrame) -> StudyCells:
     """The cells and contrasts exactly as trm.results.tables enumerates them."""
-    from trm.results import tables as T
+    from trm.results import tables
 
-    s = T.study_runs(study, runs)
-    summary = T.summary_table(study, runs)
-    cells = [(row, T._members(s.rows, row), cell_tools.cell_label(row, s.shown)) for _, row in summary.iterrows()]
+    s = tables.study_runs(study, runs)
+    summary = tables.summary_table(study, runs)
+    cells = [(row, tables._members(s.rows, row), cell_tools.cell_label(row, s.shown)) for _, row in summary.iterrows()]
     factors = cell_tools.study_factors(s.study, s.knobs)
-    values = [T._factor_values(s.raw, summary.iloc[i], s.knobs) for i in range(len(summary))]
-    pairs = [(i, j, cell_tools.factor_label(factors[f])) for i, j, f in T.contrasts(values, factors)]
+    values = [tables._factor_values(s.raw, summary.iloc[i], s.knobs) for i in range(len(summary))]
+    pairs = [(i, j, cell_tools.factor_label(factors[f])) for i, j, f in tables.contrasts(values, factors)]
     return StudyCells(cells, pairs)
 
 
