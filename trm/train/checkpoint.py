@@ -21,7 +21,6 @@ import torch
 
 from trm.config import SpecError
 from trm.rundir import LATEST_CHECKPOINT
-from trm.files import atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
 
 LATEST = Path(LATEST_CHECKPOINT).name  # in the run's checkpoints/ folder
 IDENTITY_KEYS = ("sig", "seed", "total_steps")

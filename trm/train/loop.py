@@ -33,7 +33,7 @@ from trm import config as C
 from trm import rundir
 from trm.data import identity as data_identity
 from trm.data.dataset import PuzzleSplit, load_split
-from trm.files import clean_temp_files
+from trm.files import atomic_write_json, atomic_write_text, clean_temp_files
 from trm.model import build_model, grad_call_count
 from trm.train import checkpoint as ckpt
 from trm.train import curriculum
@@ -476,7 +476,7 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
         info["depth_curriculum"] = trainer.depth_schedule_record()
     log_path = run_dir / rundir.TRAIN_LOG
     if main:
-        ckpt.atomic_write_json(run_dir / rundir.RUN_INFO, info)
+        atomic_write_json(run_dir / rundir.RUN_INFO, info)
         _truncate_log(log_path, trainer.step)
     sinks = logging_extras.open_sinks(spec, run_dir, enabled=main)
     t = spec.train
@@ -517,7 +517,7 @@ def _run(spec: C.RunSpec, run_dir: Path, data_dir: Path, progress, comm) -> dict
     metrics = metrics_record(spec, trainer, status, diverged_at, error)
     if main:
         info.update(provenance.finish(info, trainer))
-        ckpt.atomic_write_json(run_dir / rundir.RUN_INFO, info)
+        atomic_write_json(run_dir / rundir.RUN_INFO, info)
         rundir.write_metrics(run_dir, metrics)
         sinks.log({k: v for k, v in metrics.items() if k in SINK_KEYS}, trainer.step)
     sinks.close()
@@ -545,7 +545,7 @@ def _truncate_log(path: Path, step: int) -> None:
             continue  # a line cut by the kill
         if rec.get("step", 0) <= step:
             keep.append(line)
-    ckpt.atomic_write_text(path, "".join(line + "\n" for line in keep))
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
 
 
 def _progress(total: int, start: int, enabled: bool | None):
