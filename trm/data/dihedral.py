@@ -33,3 +33,11 @@ def dihedral(grid: np.ndarray, tid: int) -> np.ndarray:
 
 def inverse_dihedral(grid: np.ndarray, tid: int) -> np.ndarray:
     return dihedral(grid, INVERSE[tid])
+
+
+NON_IDENTITY = 7  # transforms 1..7
+
+
+def augment_ids(rng: np.random.Generator, n_aug: int) -> list[int]:
+    """The identity plus min(n_aug, 7) distinct other transforms, drawn from rng."""
+    return [0] + list(1 + rng.permutation(NON_IDENTITY)[:min(n_aug, NON_IDENTITY)])

@@ -21,17 +21,13 @@ import numpy as np
 
 from trm.config import DataSpec
 from trm.data import maze as M
-from trm.data.dihedral import dihedral
+from trm.data.dihedral import NON_IDENTITY, augment_ids, dihedral
 from trm.data.official_format import BuiltData, SplitBuilder
 from trm.data.raw_csv import RawRow, find_split_csvs, read_rows
 from trm.data.sources import Resolution, SourceError, try_hf
+from trm.data.streams import rng_for
 
 STREAM_TRAIN, STREAM_TEST, STREAM_AUG, STREAM_SAMPLE = 11, 12, 13, 14
-MAX_DIHEDRAL_VARIANTS = 7
-
-
-def rng_for(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, stream])
 
 
 def text_to_tokens(text: str) -> np.ndarray:
@@ -144,12 +140,11 @@ def resolve(data: DataSpec):
 def build_maze(data: DataSpec) -> BuiltData:
     train, test, info = resolve(data)
     seq_len = data.grid ** 2
-    n_variants = min(data.n_aug, MAX_DIHEDRAL_VARIANTS)
     aug_rng = rng_for(data.seed, STREAM_AUG)
     tr = SplitBuilder(seq_len)
     tr_questions = []
     for q, a, _, _ in train:
-        ids = [0] + list(1 + aug_rng.permutation(MAX_DIHEDRAL_VARIANTS)[:n_variants])
+        ids = augment_ids(aug_rng, data.n_aug)
         tr.add_group((dihedral(q, t).reshape(-1), dihedral(a, t).reshape(-1), 0) for t in ids)
         tr_questions += [dihedral(q, t) for t in ids]
     te = SplitBuilder(seq_len)
@@ -160,7 +155,7 @@ def build_maze(data: DataSpec) -> BuiltData:
     difficulty = {"train": _difficulty(tr_questions, seq_len),
                   "test": _difficulty([q for q, _, _, _ in test], seq_len)}
     moves = np.array([m for _, _, m, _ in train + test] or [0])
-    info |= {"grid": data.grid, "n_aug_effective": n_variants,
+    info |= {"grid": data.grid, "n_aug_effective": min(data.n_aug, NON_IDENTITY),
              "moves_min": int(moves.min()), "moves_median": float(np.median(moves)),
              "moves_max": int(moves.max()),
              "instance_difficulty": {"example": EXAMPLE_DIFFICULTY, "cell": CELL_DIFFICULTY}}

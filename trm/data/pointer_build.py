@@ -14,19 +14,14 @@ import numpy as np
 from trm.config import DataSpec
 from trm.data import pointer
 from trm.data.official_format import BuiltData, SplitBuilder
-from trm.data.sources import SourceError
+from trm.data.sources import require_generated
+from trm.data.streams import rng_for
 
 STREAM_TRAIN, STREAM_TEST, STREAM_AUG = 31, 32, 33
 
 
-def rng_for(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, stream])
-
-
 def build_pointer(data: DataSpec) -> BuiltData:
-    if data.source not in ("generate", "auto"):
-        raise SourceError(f"data.source={data.source!r}: the pointer task is generated only "
-                          f"(use data.source=generate)")
+    require_generated("pointer", data.source)
     slots, max_lookups = data.grid, data.max_lookups
     pointer.check_sizes(slots, max_lookups)
     taken: set[bytes] = set()

@@ -12,38 +12,29 @@ from __future__ import annotations
 import numpy as np
 
 from trm.config import DataSpec
-from trm.data import reach as R
-from trm.data.dihedral import dihedral
+from trm.data import reach
+from trm.data.dihedral import NON_IDENTITY, augment_ids, dihedral
 from trm.data.official_format import BuiltData, SplitBuilder
-from trm.data.sources import SourceError
+from trm.data.sources import require_generated
+from trm.data.streams import rng_for
 
 STREAM_TRAIN, STREAM_TEST, STREAM_AUG = 21, 22, 23
-MAX_DIHEDRAL_VARIANTS = 7
-
-
-def rng_for(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, stream])
 
 
 def build_reach(data: DataSpec) -> BuiltData:
-    if data.source not in ("generate", "auto"):
-        raise SourceError(f"data.source={data.source!r}: the reach task is generated only "
-                          f"(use data.source=generate)")
+    require_generated("reach", data.source)
     taken: set[bytes] = set()
     splits = {}
     for split, count, stream in (("train", data.n_train, STREAM_TRAIN),
                                  ("test", data.n_test, STREAM_TEST)):
-        splits[split] = R.generate(data.grid, count, data.min_path, rng_for(data.seed, stream), taken)
-    n_variants = min(data.n_aug, MAX_DIHEDRAL_VARIANTS)
+        splits[split] = reach.generate(data.grid, count, data.min_path, rng_for(data.seed, stream), taken)
     aug_rng = rng_for(data.seed, STREAM_AUG)
     seq_len = data.grid ** 2
     built, difficulty = {}, {}
     for split, items in splits.items():
         sb, rounds, cells = SplitBuilder(seq_len), [], []
         for q, a, d, r in items:
-            ids = [0]
-            if split == "train":
-                ids += list(1 + aug_rng.permutation(MAX_DIHEDRAL_VARIANTS)[:n_variants])
+            ids = augment_ids(aug_rng, data.n_aug) if split == "train" else [0]
             # Dihedral maps keep corridor distances, so every variant keeps its group's values.
             sb.add_group((dihedral(q, t).reshape(-1), dihedral(a, t).reshape(-1), 0) for t in ids)
             rounds += [r] * len(ids)
@@ -52,13 +43,13 @@ def build_reach(data: DataSpec) -> BuiltData:
         difficulty[split] = {"example": np.array(rounds, np.int32),
                              "cell": np.stack(cells).astype(np.int16)}
     all_rounds = np.array([r for items in splits.values() for *_, r in items])
-    info = {"kind": "generated", "source": "generator", "version": R.GENERATOR_VERSION,
-            "generator": "trm.data.reach", "generator_version": R.GENERATOR_VERSION,
-            "grid": data.grid, "rooms": R.rooms_for(data.grid), "min_rounds": data.min_path,
-            "n_aug_effective": n_variants, "rounds_min": int(all_rounds.min()),
+    info = {"kind": "generated", "source": "generator", "version": reach.GENERATOR_VERSION,
+            "generator": "trm.data.reach", "generator_version": reach.GENERATOR_VERSION,
+            "grid": data.grid, "rooms": reach.rooms_for(data.grid), "min_rounds": data.min_path,
+            "n_aug_effective": min(data.n_aug, NON_IDENTITY), "rounds_min": int(all_rounds.min()),
             "rounds_median": float(np.median(all_rounds)), "rounds_max": int(all_rounds.max()),
             "label_rule": "reachable from the source through free cells (BFS)"}
-    out = BuiltData(train=built["train"], test=built["test"], vocab_size=R.VOCAB_SIZE,
+    out = BuiltData(train=built["train"], test=built["test"], vocab_size=reach.VOCAB_SIZE,
                     identifiers=["<blank>"], provenance=info)
     out.difficulty = difficulty
     out.difficulty_names = {"example": "flood_fill_rounds", "cell": "corridor_distance"}

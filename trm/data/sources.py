@@ -35,6 +35,13 @@ class SourceError(RuntimeError):
     """A requested data source is unavailable; the message says which and why."""
 
 
+def require_generated(task: str, source: str) -> None:
+    """Tasks without real data: only their generator is a source."""
+    if source not in ("generate", "auto"):
+        raise SourceError(f"data.source={source!r}: the {task} task is generated only "
+                          f"(use data.source=generate)")
+
+
 class Resolution:
     """The log of one resolution: every step tried and its outcome, kept for provenance."""
 

@@ -27,15 +27,12 @@ from trm.data import sudoku_solver as solver
 from trm.data.official_format import BuiltData, SplitBuilder
 from trm.data.raw_csv import RawRow, find_split_csvs, read_rows
 from trm.data.sources import Resolution, SourceError, try_hf
+from trm.data.streams import rng_for
 from trm.data.sudoku_gen import GENERATOR_VERSION, Puzzle, make_distinct_puzzles
 from trm.data.sudoku_symmetry import apply_transforms, family_key, random_transforms
 
 # Independent random streams, so e.g. changing n_aug never changes which puzzles are drawn.
 STREAM_TRAIN, STREAM_TEST, STREAM_AUG, STREAM_SAMPLE, STREAM_SEEDS = 1, 2, 3, 4, 5
-
-
-def rng_for(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, stream])
 
 
 # --------------------------------------------------------------------------------------
