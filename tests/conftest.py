@@ -22,6 +22,18 @@ def need_shared(sub: str = "") -> Path:
     return path
 
 
+def group_originals(split):
+    """The first puzzle of each group of a built split: the instance before augmentation."""
+    return split.inputs[split.puzzle_indices[split.group_indices[:-1]]]
+
+
+def split_keys(built) -> tuple[set, set]:
+    """Row bytes of the training instances (before augmentation) and of the test puzzles,
+    to check a generator's splits for duplicates."""
+    return ({row.tobytes() for row in group_originals(built.train)},
+            {row.tobytes() for row in built.test.inputs})
+
+
 @pytest.fixture
 def repo_copy(tmp_path):
     """A scratch copy of the workflow (Snakefile, workflow/, configs/, profiles/)."""

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from conftest import group_originals
 from trm.config import DataSpec
 from trm.data import maze as M
 from trm.data.build import build_dataset
@@ -66,7 +67,7 @@ def test_test_labels_are_the_deterministic_astar_plan(built):
 def test_layouts_disjoint_across_splits_and_groups(built):
     root, _ = built
     tr, te = load_split(root, "train"), load_split(root, "test")
-    originals = tr.inputs[tr.puzzle_indices[tr.group_indices[:-1]]]
+    originals = group_originals(tr)
     walls = lambda x: (x == M.WALL).tobytes()  # noqa: E731
     train_layouts = {walls(x) for x in originals}
     assert len(train_layouts) == len(originals)

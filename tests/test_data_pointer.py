@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from trm import config as C
+from conftest import split_keys
 from trm.config import DataSpec
 from trm.data import pointer as P
 from trm.data.build import build_dataset
@@ -74,9 +75,7 @@ def test_built_splits_have_no_duplicate_and_record_lookups():
     spec = DataSpec(task="pointer", grid=6, max_lookups=3, n_train=150, n_test=60, n_aug=2, seed=4)
     built = build_pointer(spec)
     tr, te = built.train, built.test
-    originals = tr.inputs[tr.puzzle_indices[tr.group_indices[:-1]]]
-    keys_train = {row.tobytes() for row in originals}
-    keys_test = {row.tobytes() for row in te.inputs}
+    keys_train, keys_test = split_keys(built)
     assert len(keys_train) == 150 and len(keys_test) == 60 and not keys_train & keys_test
     assert len(tr.inputs) == 150 * 3 and len(te.inputs) == 60
     assert built.vocab_size == 6 + 3 + 1

@@ -4,6 +4,7 @@ splits without duplicate instances, one-line refusals of bad sizes."""
 import numpy as np
 import pytest
 
+from conftest import split_keys
 from trm.config import DataSpec
 from trm.data import reach as R
 from trm.data.reach_build import build_reach
@@ -96,9 +97,7 @@ def test_built_splits_have_no_duplicate_and_record_difficulty():
     spec = DataSpec(task="reach", grid=7, n_train=120, n_test=60, n_aug=2, min_path=12, seed=4)
     built = build_reach(spec)
     tr, te = built.train, built.test
-    originals = tr.inputs[tr.puzzle_indices[tr.group_indices[:-1]]]
-    keys_train = {row.tobytes() for row in originals}
-    keys_test = {row.tobytes() for row in te.inputs}
+    keys_train, keys_test = split_keys(built)
     assert len(keys_train) == 120 and len(keys_test) == 60 and not keys_train & keys_test
     for split, arrays in (("train", tr), ("test", te)):
         diff = built.difficulty[split]

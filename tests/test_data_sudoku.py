@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import group_originals
 from trm.config import DataSpec
 from trm.data import sudoku_solver as solver
 from trm.data.build import build_dataset
@@ -139,7 +140,7 @@ def test_build_official_format_and_token_map(tmp_path):
 def test_test_split_not_equivalent_to_train(tmp_path):
     build_dataset(small_spec(grid=4, blanks=10, n_train=40, n_test=30), tmp_path / "ds")
     tr, te = load_split(tmp_path / "ds", "train"), load_split(tmp_path / "ds", "test")
-    originals = tr.inputs[tr.puzzle_indices[tr.group_indices[:-1]]].astype(np.int32) - 1
+    originals = group_originals(tr).astype(np.int32) - 1
     train_keys = {canonical_key(p, 4) for p in originals}
     test_keys = [canonical_key(p, 4) for p in te.inputs.astype(np.int32) - 1]
     assert len(set(test_keys)) == len(test_keys)
@@ -203,7 +204,7 @@ def test_extreme_mix_without_seeds(tmp_path):
     mix = meta["provenance"]["mix"]
     assert mix["n_seeds"] == 0 and sum(mix["sources"].values()) == 12
     tr = load_split(tmp_path / "ds", "train")
-    originals = tr.inputs[tr.puzzle_indices[tr.group_indices[:-1]]].astype(np.int32) - 1
+    originals = group_originals(tr).astype(np.int32) - 1
     sol, nsol, rating = solver.solve(originals, 9)
     assert np.all(nsol == 1)
     assert (rating >= VICINITY_MIN_RATING).sum() >= 8 - round(0.27 * 8)  # the searched share
