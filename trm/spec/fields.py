@@ -184,10 +184,11 @@ class DataSpec:
     path: str | None = knob(None, doc="local raw files (CSV or ARC JSON folders)")
     grid: int | None = knob(
         None, range=POSITIVE,
-        doc="Side length: Sudoku 4/6/9, Maze up to 30, ARC the token canvas (30 = official; "
-            "smaller canvases keep only the tasks whose grids fit, see trm/data/arc_build.py). "
-            "None = the task's default (ARC 30, else 6), so a bare DataSpec(task=\"arc1\") means "
-            "the official canvas.")
+        doc="The instance's size, the side of its grid: Sudoku 4/6/9, Maze up to 30, reach odd "
+            ">= 3, ARC the token canvas (30 = official; smaller canvases keep only the tasks "
+            "whose grids fit, see trm/data/arc_build.py); pointer, whose instance is one row, "
+            "its length (the slot count). None = the task's default (ARC 30, else 6), so a bare "
+            "DataSpec(task=\"arc1\") means the official canvas.")
     blanks: int = knob(
         24, range=NON_NEGATIVE, doc="Sudoku: blanks per generated puzzle (0 = minimal puzzles)")
     min_path: int = knob(
