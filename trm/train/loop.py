@@ -42,8 +42,8 @@ from trm.train import losses
 from trm.train import precision
 from trm.train.device import compile_networks, configure_backends, pick_device
 from trm.train.ema import EMA
-from trm.train.metrics_record import SINK_KEYS, eval_summary, metrics_record
 from trm.train.evaluate import autocast, build_scorers, eval_indices, evaluate_steps, example_puzzle_ids
+from trm.train.metrics_record import SINK_KEYS, eval_summary, metrics_record
 from trm.train.optim import build_optimizers, set_lr
 from trm.train.sampler import GroupSampler
 
