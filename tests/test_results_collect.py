@@ -60,6 +60,7 @@ def test_the_runs_table_has_the_columns_planning_checks_figures_against(example)
     assert list(runs.columns[-3:]) == list(schema.RUN_JSON_COLUMNS)
     assert written == schema.RUN_COLUMNS - set(schema.TASK_METRIC_COLUMNS)
 
+
 def test_unreadable_metrics_and_unknown_status_count_as_failed(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "metrics.json").write_text("{not json")

@@ -37,6 +37,7 @@ def test_the_workflow_schema_and_the_planning_checks_agree():
     assert (per_cell["minimum"], per_cell["maximum"]) == schema.SEEDS_PER_CELL
     assert props["default_studies"]["items"]["pattern"] == schema.SAFE_NAME.pattern
 
+
 def test_a_seed_plan_tops_up_one_study_at_one_scale():
     _, plain = S.manifest("weight_sharing,depth_scaling", "smoke")
     plan = {"smoke": {"weight_sharing": 5}, "tiny": {"depth_scaling": 9}}
