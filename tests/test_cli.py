@@ -280,6 +280,18 @@ def test_eval_without_a_checkpoint_is_one_line(capsys, tmp_path):
     refused(capsys, ["eval", "--run", run], "latest.pt", "no checkpoint")
 
 
+@pytest.mark.parametrize("flag,value,words", [
+    ("--n-supervision", "0", ("n_supervision", "> 0")),
+    ("--n-cycles", "-1", ("n_cycles", "> 0")),
+    ("--arc-votes", "0", ("--arc-votes", ">= 1")),
+])
+def test_eval_with_a_count_below_one_is_one_line(capsys, tmp_path, trained, flag, value, words):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    refused(capsys, ["eval", "--run", run, flag, value], *words)
+    assert not (run / "test_time").exists()  # refused before anything is evaluated or written
+
+
 def test_eval_whose_dataset_was_deleted_names_the_data_option(capsys, tmp_path, trained, monkeypatch):
     run = tmp_path / "run"
     shutil.copytree(trained, run)

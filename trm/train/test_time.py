@@ -486,6 +486,8 @@ def evaluate_run(run_dir, n_supervision=(), n_cycles=(), n_latent_steps=(), arc_
     ns = sorted({m.n_latent_steps, *(int(x) for x in n_latent_steps)})
     if min(ks + ts + ns) <= 0:
         raise C.SpecError("n_supervision, n_cycles and n_latent_steps must all be > 0")
+    if arc_votes and min(int(v) for v in arc_votes) <= 0:
+        raise C.SpecError(f"--arc-votes must be >= 1, got {list(arc_votes)}")
     from trm.studies.test_time import check_settings, result_path
 
     depths = ([{"n_latent_steps": n, "n_cycles": t} for n in ns for t in ts]
